@@ -1,0 +1,91 @@
+"""Latent autoencoders behind one small interface: `factor`, `channels`, `encode(x)`, `decode(z)`.
+
+Images are in [-1, 1], shape (B, 3, H, W); latents are (B, channels, H / factor, W / factor). Autoencoders are
+frozen first stages: they hold no trainable state the diffusion recipes touch, but gradients still flow through
+`decode` (image-space losses on a predicted latent need that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@runtime_checkable
+class Autoencoder(Protocol):
+    factor: int  # spatial downscale
+    channels: int  # latent channels
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+def _check_divisible(x: torch.Tensor, factor: int, who: str) -> None:
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{who}.encode: expected an image (B, 3, H, W), got shape {tuple(x.shape)}")
+    if x.shape[-2] % factor or x.shape[-1] % factor:
+        raise ValueError(f"{who}.encode: image size {tuple(x.shape[-2:])} is not a multiple of factor {factor}")
+
+
+class PixelUnshuffle(nn.Module):
+    """Lossless space-to-depth: each factor x factor RGB patch becomes 3 * factor^2 channels. No weights."""
+
+    def __init__(self, factor: int = 4) -> None:
+        super().__init__()
+        if factor < 1:
+            raise ValueError(f"PixelUnshuffle: factor must be >= 1, got {factor}")
+        self.factor = factor
+        self.channels = 3 * factor * factor
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        _check_divisible(x, self.factor, "PixelUnshuffle")
+        return F.pixel_unshuffle(x, self.factor)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 4 or z.shape[1] != self.channels:
+            raise ValueError(f"PixelUnshuffle.decode: expected (B, {self.channels}, h, w), got {tuple(z.shape)}")
+        return F.pixel_shuffle(z, self.factor)
+
+
+class KLAutoencoder(nn.Module):
+    """A diffusers `AutoencoderKL` (e.g. Stable Diffusion's VAE), frozen, with its config's latent scaling.
+
+    encode returns (posterior mode - shift_factor) * scaling_factor; decode undoes it before the decoder.
+    """
+
+    def __init__(self, vae: nn.Module) -> None:
+        super().__init__()
+        self.vae = vae.eval().requires_grad_(False)
+        config = vae.config
+        self.factor = 2 ** (len(config.block_out_channels) - 1)
+        self.channels = int(config.latent_channels)
+        self.scaling_factor = float(config.scaling_factor)
+        self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
+
+    @classmethod
+    def from_folder(cls, path: str | Path) -> KLAutoencoder:
+        """Load a diffusers folder (config.json + weights); S3 folders are materialized locally by the caller."""
+        from diffusers import AutoencoderKL  # heavy import, only when a KL autoencoder is used
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"KLAutoencoder: {path} is not a diffusers AutoencoderKL folder (no config.json)")
+        return cls(AutoencoderKL.from_pretrained(path))
+
+    def train(self, mode: bool = True) -> KLAutoencoder:
+        return super().train(False)  # always frozen: no dropout / norm-statistics changes from a parent's .train()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        _check_divisible(x, self.factor, "KLAutoencoder")
+        mode = self.vae.encode(x).latent_dist.mode()
+        return (mode - self.shift_factor) * self.scaling_factor
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 4 or z.shape[1] != self.channels:
+            raise ValueError(f"KLAutoencoder.decode: expected (B, {self.channels}, h, w), got {tuple(z.shape)}")
+        return self.vae.decode(z / self.scaling_factor + self.shift_factor).sample

@@ -1,0 +1,174 @@
+"""The small teacher/student UNet of the embedded default: an x0-predictor with ResShift conditioning.
+
+forward(x, t, lq): x is the already-scaled noisy latent (ResShift.scale_input), t the raw integer step index
+(no x1000/T rescale, as ResShift), lq the low-quality image in [-1, 1] concatenated channel-wise to x. The
+layout follows guided-diffusion: ResBlocks with GroupNorm and FiLM (scale-shift) time conditioning, optional
+self-attention per level, skip connections from every encoder block to the decoder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sr.config import UNetParams
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding (B, dim) of the raw step index, guided-diffusion's frequencies."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return F.pad(embedding, (0, dim % 2))
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    # 32 groups like guided-diffusion, fewer when the width does not divide (tiny test configs).
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = group_norm(in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * out_ch)
+        self.norm2 = group_norm(out_ch)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift  # use_scale_shift_norm: FiLM after the norm
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the h*w positions, residual."""
+
+    def __init__(self, channels: int, head_channels: int) -> None:
+        super().__init__()
+        self.heads = max(1, channels // head_channels)
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class Level(nn.Module):
+    """One resolution of the encoder or decoder: ResBlock (+ Attention) per block, then an optional resample."""
+
+    def __init__(self, blocks: list[ResBlock], attention: list[nn.Module], resample: nn.Module) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.attention = nn.ModuleList(attention)
+        self.resample = resample
+
+
+class UNet(nn.Module):
+    def __init__(self, latent_channels: int, lq_channels: int, p: UNetParams) -> None:
+        super().__init__()
+        bad = [level for level in p.attention_levels if not 0 <= level < len(p.channel_mult)]
+        if bad:
+            raise ValueError(f"UNetParams.attention_levels {bad} out of range for channel_mult {p.channel_mult}")
+        self.latent_channels, self.lq_channels, self.model_channels = latent_channels, lq_channels, p.model_channels
+        emb_dim = 4 * p.model_channels
+        self.time_embed = nn.Sequential(nn.Linear(p.model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.conv_in = nn.Conv2d(latent_channels + lq_channels, p.model_channels, 3, padding=1)
+
+        def attention(level: int, channels: int) -> nn.Module:
+            return Attention(channels, p.num_head_channels) if level in p.attention_levels else nn.Identity()
+
+        last = len(p.channel_mult) - 1
+        ch = p.model_channels
+        skips = [ch]  # widths of every tensor the encoder hands to the decoder
+        self.down = nn.ModuleList()
+        for level, mult in enumerate(p.channel_mult):
+            out = mult * p.model_channels
+            blocks, attn = [], []
+            for _ in range(p.num_res_blocks):
+                blocks.append(ResBlock(ch, out, emb_dim, p.dropout))
+                attn.append(attention(level, out))
+                ch = out
+                skips.append(ch)
+            downsample = nn.Conv2d(ch, ch, 3, stride=2, padding=1) if level < last else nn.Identity()
+            if level < last:
+                skips.append(ch)
+            self.down.append(Level(blocks, attn, downsample))
+
+        self.mid_block1 = ResBlock(ch, ch, emb_dim, p.dropout)
+        self.mid_attention = Attention(ch, p.num_head_channels)
+        self.mid_block2 = ResBlock(ch, ch, emb_dim, p.dropout)
+
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(p.channel_mult))):
+            out = mult * p.model_channels
+            blocks, attn = [], []
+            for _ in range(p.num_res_blocks + 1):
+                blocks.append(ResBlock(ch + skips.pop(), out, emb_dim, p.dropout))
+                attn.append(attention(level, out))
+                ch = out
+            upsample = nn.Conv2d(ch, ch, 3, padding=1) if level > 0 else nn.Identity()
+            self.up.append(Level(blocks, attn, upsample))
+
+        # It predicts x0 (not a residual), so the output conv keeps its normal init instead of guided-diffusion's zeros.
+        self.norm_out = group_norm(ch)
+        self.conv_out = nn.Conv2d(ch, latent_channels, 3, padding=1)
+
+    def _inputs(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if lq.shape[-2:] != x.shape[-2:]:
+            shrink = lq.shape[-2] >= x.shape[-2] and lq.shape[-1] >= x.shape[-1]
+            lq = F.interpolate(lq, size=x.shape[-2:], mode="area" if shrink else "bicubic")
+        emb = self.time_embed(timestep_embedding(t, self.model_channels))
+        return self.conv_in(torch.cat([x, lq], dim=1)), emb
+
+    def _encode(self, h: torch.Tensor, emb: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Run the encoder; returns (skips for the decoder, the last output of every level)."""
+        skips, levels = [h], []
+        for level in self.down:
+            for block, attn in zip(level.blocks, level.attention):
+                h = attn(block(h, emb))
+                skips.append(h)
+            if not isinstance(level.resample, nn.Identity):
+                h = level.resample(h)
+                skips.append(h)
+            levels.append(h)
+        return skips, levels
+
+    def _middle(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return self.mid_block2(self.mid_attention(self.mid_block1(h, emb)), emb)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        """x0_hat (B, latent_channels, h, w) from the scaled noisy latent x, step index t (B,), and lq."""
+        if x.shape[-2] % 2 ** (len(self.down) - 1) or x.shape[-1] % 2 ** (len(self.down) - 1):
+            raise ValueError(f"UNet: latent size {tuple(x.shape[-2:])} not divisible by {2 ** (len(self.down) - 1)}")
+        h, emb = self._inputs(x, t, lq)
+        skips, levels = self._encode(h, emb)
+        h = self._middle(levels[-1], emb)
+        for level in self.up:
+            for block, attn in zip(level.blocks, level.attention):
+                h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
+            if not isinstance(level.resample, nn.Identity):
+                h = level.resample(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    def encoder_features(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every encoder level (after its downsample, as TAD-SR's hs[3], hs[6], ...) plus the middle.
+
+        Inputs as in forward; the time-aware discriminator feeds the frozen teacher noisy latents here.
+        """
+        h, emb = self._inputs(x, t, lq)
+        _, levels = self._encode(h, emb)
+        return levels + [self._middle(levels[-1], emb)]

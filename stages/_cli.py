@@ -1,0 +1,26 @@
+"""What every stage shares: the --params argument, and turning known user errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return p
+
+
+def run(main: Callable[[list[str] | None], int], *user_errors: type[BaseException]) -> int:
+    """Run a stage from the command line. A user error (bad params, bad source, unreachable S3, a missing input)
+    prints one line and exits 2; anything else is a bug and keeps its traceback."""
+    from sr.config import ParamsError
+    from sr.storage import StorageError
+
+    try:
+        return main(None)
+    except (ParamsError, StorageError, FileNotFoundError, *user_errors) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,36 @@
+"""A tiny version of the embedded default: same stages, same code, seconds instead of minutes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "download": {"sources": [{"kind": "bundled", "names": ["astronaut", "chelsea", "coffee", "rocket", "china"]}],
+                 "min_val_images": 1},
+    "degrade": {"train_crops_per_image": 4, "val_crops_per_image": 2, "shard_size": 5},
+    "teacher": {
+        "unet": {"model_channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_levels": [],
+                 "num_head_channels": 8},
+        "train": {"steps": 8, "batch_size": 4, "ckpt_every": 4, "log_every": 2, "num_workers": 0,
+                  "shuffle_buffer": 8, "warmup_steps": 2},
+    },
+    "trajectories": {"batch_size": 3, "shard_size": 4},
+}
+
+
+def merge(base: dict, patch: dict) -> dict:
+    out = dict(base)
+    for key, value in patch.items():
+        out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def write_tiny_params(path: Path, **extra: dict) -> Path:
+    params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    params = merge(params, extra)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
