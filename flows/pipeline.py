@@ -144,3 +144,7 @@ def sr_pipeline(stages: list[str] | None = None, force: bool = False, push: bool
         table = metrics_table(json.loads(eval_json.read_text()))
         create_markdown_artifact(markdown=f"# Evaluation\n\n{table}\n", key="sr-eval", description="metrics/eval.json")
     return states
+
+
+if __name__ == "__main__":
+    sr_pipeline()  # every stage of ./dvc.yaml; in the UI, a deployment of this flow takes stages/force/push

@@ -3,8 +3,8 @@
 python -m flows.retrain --cron "0 3 * * *" [--params retrain.json]    # serve: one run at a time, on a schedule
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: a served run of `python -m flows.retrain` validates `params` against
+# the flow's signature, and a string annotation there does not resolve to RetrainParams (pydantic "not fully defined").
 import argparse
 import json
 import os

@@ -149,6 +149,9 @@ class DegradeParams(Section):
     )
     final_sinc_prob: Probability = 0.8
     usm_sharpen: bool = False  # Real-ESRGAN's USM on the HQ (the target too); ResShift's `use_sharp: False`
+    # Downscale each photo (never up) so its short side is this many px before cropping: the bundled photos span
+    # 300-1411 px, and at one common scale a 64-px crop covers comparable content in train and val. null: keep.
+    resize_short_side: Annotated[int, Field(ge=16)] | None = None
 
     @field_validator("hq_size")
     @classmethod
@@ -333,7 +336,10 @@ class OsediffParams(Section):
 
     checkpoint: str | None = None  # diffusers-format SD folder or s3:// prefix; None: build `small`
     small: SmallSDParams = SmallSDParams()
-    base_steps: Annotated[int, Field(ge=0)] = 200  # brief denoising pre-training of `small` (checkpoint None)
+    # brief pre-training of `small` (checkpoint None): the VAE as an autoencoder, then the UNet's eps-prediction
+    base_vae_steps: Annotated[int, Field(ge=0)] = 200
+    base_steps: Annotated[int, Field(ge=0)] = 200
+    base_lr: Annotated[float, Field(gt=0)] = 1e-3
     lora: LoraParams = LoraParams()
     prompt: PromptParams = PromptParams()
     vae_sample: Literal["sample", "mode"] = "sample"  # the reference samples the posterior even at test time
@@ -419,6 +425,37 @@ class DistillParams(Section):
         return v
 
 
+# ---------------------------------------------------------------------------------------------------- evaluate
+
+
+class EvaluateParams(Section):
+    """Compare bicubic, the teacher at T and fewer steps, and every one-step student on the val shards and on
+    center crops of the held-out photos (one fixed, seeded Real-ESRGAN degradation each, and bicubic-only)."""
+
+    heldout_crop: Annotated[int, Field(ge=16)] = 256  # HQ center-crop size of each held-out photo
+    teacher_steps: list[Annotated[int, Field(ge=1)]] = [4, 1]  # the teacher respaced, without distillation
+    max_val_samples: Annotated[int, Field(ge=1)] | None = None  # None: every val-shard sample
+    lpips_net: Literal["alex", "vgg"] = "alex"
+    niqe_min_size: Annotated[int, Field(ge=8)] = 96  # NIQE is skipped on datasets with smaller images
+    extra_metrics: list[Literal["dists", "musiq", "clipiqa", "maniqa"]] = []
+    extra_weights: str | None = None  # folder or s3:// prefix with the extras' weight files
+    latency_warmup: Annotated[int, Field(ge=0)] = 2
+    latency_repeats: Annotated[int, Field(ge=1)] = 10
+    grid_samples: Annotated[int, Field(ge=1)] = 3
+    zoom: Annotated[int, Field(ge=1)] = 3  # magnification of the zoomed crop under each grid cell
+
+
+class PackageParams(Section):
+    """Pick one student by a rule on `metrics/eval.json`, package it, optionally publish it."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "sr-onestep"
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")] = "0.1.0"
+    dataset: str = "heldout-realesrgan"  # the eval dataset the rule reads
+    metric: Literal["lpips", "psnr_y", "ssim_y", "niqe"] = "lpips"  # best one wins among the qualified
+    max_psnr_drop_db: Annotated[float, Field(ge=0)] = 0.5  # qualified: PSNR(Y) >= teacher - this
+    publish: Annotated[str, Field(pattern=r"^s3://[^/]+")] | None = None
+
+
 # ---------------------------------------------------------------------------------------------------- file
 
 
@@ -430,6 +467,8 @@ class Params(Section):
     trajectories: TrajectoriesParams = TrajectoriesParams()
     osediff: OsediffParams = OsediffParams()
     distill: DistillParams = DistillParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    package: PackageParams = PackageParams()
 
 
 def _allowed(error: dict[str, Any], model: type[BaseModel]) -> str:

@@ -19,6 +19,23 @@ TINY = {
                   "shuffle_buffer": 8, "warmup_steps": 2},
     },
     "trajectories": {"batch_size": 3, "shard_size": 4},
+    "distill": {
+        "sample_every": 1000, "val_batch_size": 4,
+        "tadsr": {"c_dim": 8},
+        "colearn": {"disc_channels": 8, "disc_levels": 1, "c_dim": 8},
+        "train": {"steps": 2, "batch_size": 2, "ckpt_every": 2, "log_every": 1, "num_workers": 0,
+                  "shuffle_buffer": 4},
+    },
+    "osediff": {
+        "small": {"vae_channels": [8, 8, 8, 8], "unet_channels": [8, 16], "attention_head_dim": 8,
+                  "cross_attention_dim": 8, "text_layers": 1, "text_heads": 1, "text_intermediate_size": 8},
+        "base_vae_steps": 2, "base_steps": 2,
+        "train": {"steps": 2, "batch_size": 2, "ckpt_every": 2, "log_every": 1, "num_workers": 0,
+                  "shuffle_buffer": 4},
+    },
+    "evaluate": {"heldout_crop": 64, "teacher_steps": [1], "max_val_samples": 4, "latency_warmup": 0,
+                 "latency_repeats": 1, "grid_samples": 1},
+    "package": {"max_psnr_drop_db": 1000.0},  # a few training steps: any student must qualify
 }
 
 

@@ -89,7 +89,7 @@ def test_unreadable_or_invalid_yaml(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_paper_scale_configs_validate(path):
     params = load_params(path)
-    assert params.degrade.hq_size == 256
+    assert params.degrade.hq_size == (512 if path.name.startswith("osediff") else 256)  # OSEDiff: 512 crops
 
 
 def test_open_params_validates_whole_file(tmp_path):

@@ -44,10 +44,29 @@ class ResShift:
 
     etas: torch.Tensor
     kappa: float
+    # after `respaced`: index i of this schedule is index timestep_map[i] of the one the network was trained on
+    timestep_map: torch.Tensor | None = None
 
     @classmethod
     def from_params(cls, p: DiffusionParams) -> ResShift:
         return cls(eta_schedule(p.steps, p.kappa, p.power, p.min_noise_level, p.etas_end), p.kappa)
+
+    def respaced(self, steps: int) -> ResShift:
+        """The same process visited at `steps` evenly spaced indices of this schedule, always ending at T-1 and (for
+        steps >= 2) starting at 0; the network still receives the original indices (`network_t`). Only the
+        deterministic sampler is meant to run on it; respaced(1) is one x0 prediction from x_T."""
+        if not 1 <= steps <= self.steps:
+            raise ValueError(f"respaced: steps must be in 1..{self.steps}, got {steps}")
+        if steps == 1:
+            keep = torch.tensor([self.steps - 1])
+        else:
+            keep = torch.linspace(0, self.steps - 1, steps, dtype=torch.float64).round().long()
+        original = keep if self.timestep_map is None else self.timestep_map[keep]
+        return ResShift(self.etas[keep].clone(), self.kappa, original)
+
+    def network_t(self, t: torch.Tensor) -> torch.Tensor:
+        """The index the network was trained with for index t of this (possibly respaced) schedule."""
+        return t if self.timestep_map is None else self.timestep_map.to(t.device)[t]
 
     @property
     def steps(self) -> int:
@@ -135,7 +154,7 @@ class ResShift:
             if keep_intermediate:
                 states.append(xt)
             t = torch.full((xt.shape[0],), index, dtype=torch.long, device=xt.device)
-            x0_hat = model_fn(self.scale_input(xt, t), t, lq)
+            x0_hat = model_fn(self.scale_input(xt, t), self.network_t(t), lq)
             if deterministic:
                 xt = self.ddim_step(x0_hat, xt, y, t)
             else:

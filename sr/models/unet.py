@@ -123,14 +123,25 @@ class UNet(nn.Module):
             upsample = nn.Conv2d(ch, ch, 3, padding=1) if level > 0 else nn.Identity()
             self.up.append(Level(blocks, attn, upsample))
 
-        # It predicts x0 (not a residual), so the output conv keeps its normal init instead of guided-diffusion's zeros.
         self.norm_out = group_norm(ch)
         self.conv_out = nn.Conv2d(ch, latent_channels, 3, padding=1)
+        # A linear path from lq straight to x0 (bicubic upsampling followed by space-to-depth is itself a 5x5 conv of
+        # lq). The trainer fits it by least squares before step 0 and the down-scaled output conv adds a small
+        # learned residual, so the network starts near the best linear upscaler instead of from noise.
+        self.lq_skip = nn.Conv2d(lq_channels, latent_channels, 5, padding=2)
+        with torch.no_grad():
+            self.conv_out.weight.mul_(0.1)
+            self.conv_out.bias.zero_()
 
-    def _inputs(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _lq_at(x: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         if lq.shape[-2:] != x.shape[-2:]:
             shrink = lq.shape[-2] >= x.shape[-2] and lq.shape[-1] >= x.shape[-1]
             lq = F.interpolate(lq, size=x.shape[-2:], mode="area" if shrink else "bicubic")
+        return lq
+
+    def _inputs(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lq = self._lq_at(x, lq)
         emb = self.time_embed(timestep_embedding(t, self.model_channels))
         return self.conv_in(torch.cat([x, lq], dim=1)), emb
 
@@ -162,7 +173,7 @@ class UNet(nn.Module):
                 h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
             if not isinstance(level.resample, nn.Identity):
                 h = level.resample(F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h))) + self.lq_skip(self._lq_at(x, lq))
 
     def encoder_features(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> list[torch.Tensor]:
         """The output of every encoder level (after its downsample, as TAD-SR's hs[3], hs[6], ...) plus the middle.

@@ -32,6 +32,27 @@ def encode_lq(autoencoder: torch.nn.Module, lq: torch.Tensor, scale: int) -> tor
     return autoencoder.encode(upsample(lq, scale))
 
 
+@torch.no_grad()
+def fit_lq_skip(denoiser: torch.nn.Module, autoencoder: torch.nn.Module, shards: list[Path], samples: int = 1024) -> None:
+    """Least-squares fit of the UNet's linear lq -> x0 path on the first `samples` training samples."""
+    conv = denoiser.lq_skip
+    size = conv.kernel_size[0]
+    rows, targets = [], []
+    for count, sample in enumerate(iter_samples(shards)):
+        if count == samples:
+            break
+        x0 = autoencoder.encode(sample["hq"][None])
+        lq = F.interpolate(sample["lq"][None], size=x0.shape[-2:], mode="area") if sample["lq"].shape[-1] > \
+            x0.shape[-1] else sample["lq"][None]
+        patches = F.unfold(lq, size, padding=size // 2)[0].T  # (h*w, 3*size*size)
+        rows.append(torch.cat([patches, torch.ones(len(patches), 1)], dim=1))
+        targets.append(x0[0].flatten(1).T)
+    a, b = torch.cat(rows).double(), torch.cat(targets).double()
+    solution = torch.linalg.lstsq(a, b).solution.float()  # (3*size*size + 1, C)
+    conv.weight.copy_(solution[:-1].T.reshape(conv.weight.shape))
+    conv.bias.copy_(solution[-1])
+
+
 def import_teacher(p: TeacherParams, scale: int, out_dir: Path, cache_dir: Path) -> ResShiftModel:
     """Official ResShift weights -> our model folder; loads strictly and checks a forward pass is finite."""
     from sr.models.official import import_resshift_unet
@@ -62,8 +83,11 @@ def train_teacher(
     t = p.train
     accelerator = make_accelerator(t.mixed_precision)
     device = accelerator.device
-    autoencoder = build_autoencoder(p.autoencoder, work_dir / "cache", scale).to(device)
+    autoencoder = build_autoencoder(p.autoencoder, work_dir / "cache", scale)
     denoiser = build_denoiser(p.arch, p.unet, p.swin, autoencoder.channels)
+    if hasattr(denoiser, "lq_skip"):
+        fit_lq_skip(denoiser, autoencoder, train_shards)
+    autoencoder.to(device)
     ema = ema_copy(denoiser)
     diffusion = ResShift.from_params(p.diffusion)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=t.lr, weight_decay=t.weight_decay)

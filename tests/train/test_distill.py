@@ -13,7 +13,7 @@ from sr.data.trajectories import cache_trajectories, trajectory_shards
 from sr.diffusion.resshift import ResShift
 from sr.models.build import ResShiftModel, build_autoencoder, build_denoiser, load_model_dir, model_config
 from sr.models.build import save_model_dir
-from sr.train.distill import _micro_data, evaluate_student, train_distill, with_noise
+from sr.train.distill import Nets, _micro_data, evaluate_student, generator_losses, train_distill, with_noise
 
 UNET = UNetParams(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[], num_head_channels=8)
 DIFFUSION = DiffusionParams(steps=4, min_noise_level=0.2)
@@ -126,3 +126,22 @@ def test_evaluation_reports_student_teacher_and_bicubic(data, tmp_path):
     assert metrics["psnr_y_bicubic"] > 10
     assert metrics["psnr_y_gap_to_teacher_db"] == pytest.approx(metrics["psnr_y_teacher"] - metrics["psnr_y_student"],
                                                                 abs=1e-3)
+
+
+def test_colearn_lq_adversarial_term_reaches_the_student_through_the_downsampler(data):
+    root, teacher = data
+    p = _params("colearn", 1)
+    batch = next(iter(make_loader(trajectory_shards(root / "traj"), 2, 0, 4, 0,
+                                  transform=lambda s: with_noise(s, 0, 48, 4))))
+    d = _micro_data(batch, teacher, online=False, device=torch.device("cpu"))
+    nets = Nets("colearn", p, teacher, torch.zeros(1, 48, 4, 4))
+    nets.discs.requires_grad_(False)
+    losses, keep, _ = generator_losses("colearn", p, nets, nets.student, nets.downsampler, teacher, d,
+                                       torch.Generator().manual_seed(0))
+    losses["lq_adv"].backward()
+    student_grad = sum(q.grad.abs().sum() for q in nets.student.parameters() if q.grad is not None)
+    down_grad = sum(q.grad.abs().sum() for q in nets.downsampler.parameters() if q.grad is not None)
+    assert student_grad > 0 and down_grad > 0
+    assert all(q.grad is None for q in nets.discs.parameters())
+    assert all(q.grad is None for q in teacher.denoiser.parameters())
+    assert set(keep) == {"fake", "y_hat"} and not keep["fake"].requires_grad

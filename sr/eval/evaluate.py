@@ -1,0 +1,276 @@
+"""The evaluation: every method on every dataset, quality and cost measured in one process on one machine.
+
+Methods: bicubic; the teacher at its T steps (deterministic sampler); the same teacher respaced to fewer steps
+without any distillation (`ResShift.respaced`); every student found, at one step. Each image's start noise ε is
+drawn from (seed, "val-noise", key), the draw the teacher and distill stages use, so all ResShift-family methods
+start from the same x_T.
+
+Datasets: `val` (the val shards' Real-ESRGAN crops) and, from the held-out photos of data/raw, center crops with one
+fixed, seeded Real-ESRGAN degradation each (`heldout-realesrgan`) and with bicubic ×scale only (`heldout-bicubic`).
+
+Output (`metrics/eval.json`): {method: {dataset: {metric: mean}, "cost": {nfe, params, latency_s,
+speedup_vs_teacher}}, "_info": {teacher, datasets, notes, latency_input}}.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sr.config import DegradeParams, EvaluateParams
+from sr.data.shards import Sample, iter_samples, sample_seed
+from sr.eval.timing import count_params, interleaved_latencies
+from sr.models.build import ResShiftModel, load_model_dir
+from sr.storage import atomic_write_text
+from sr.train.teacher import encode_lq, upsample
+
+# the lower the better; every other metric: the higher the better
+LOWER_IS_BETTER = {"lpips", "niqe", "dists"}
+
+
+@dataclass
+class Method:
+    """`run(lq, keys)`: a batch of LQ in [-1,1] and the samples' keys (they seed ε) -> HQ estimates in [-1,1]."""
+
+    name: str
+    nfe: int
+    params: int
+    run: Callable[[torch.Tensor, list[str]], torch.Tensor]
+
+
+def sample_noise(keys: list[str], seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """One ε per sample, seeded by its key: the same draw as sr.train.teacher.upscale and the distill stage."""
+    return torch.cat([torch.randn((1, *shape), generator=torch.Generator().manual_seed(
+        sample_seed(seed, "val-noise", key))) for key in keys])
+
+
+def resshift_method(name: str, model: ResShiftModel, steps: int, seed: int) -> Method:
+    """A ResShift-family model run with `steps` deterministic steps (its T, fewer by respacing, or 1)."""
+    diffusion = model.diffusion if steps == model.diffusion.steps else model.diffusion.respaced(steps)
+
+    @torch.no_grad()
+    def run(lq: torch.Tensor, keys: list[str]) -> torch.Tensor:
+        y = encode_lq(model.autoencoder, lq, model.scale)
+        noise = sample_noise(keys, seed, tuple(y.shape[1:])).to(y)
+        x0 = diffusion.sample(model.denoiser, y, lq, noise, deterministic=True)
+        return model.autoencoder.decode(x0).clamp(-1, 1)
+
+    return Method(name, steps, count_params([model.denoiser, model.autoencoder]), run)
+
+
+def bicubic_method(scale: int) -> Method:
+    return Method("bicubic", 0, 0, lambda lq, keys: upsample(lq, scale).clamp(-1, 1))
+
+
+def student_method(name: str, student_dir: Path, seed: int) -> Method:
+    """A ResShift-family student at one step, or an OSEDiff student (its folder's config has no `arch`)."""
+    if "arch" in json.loads((student_dir / "config.json").read_text()):
+        return resshift_method(name, load_model_dir(student_dir), 1, seed)
+    from sr.train.osediff import load_student  # diffusers is heavy: only when an OSEDiff student exists
+
+    student = load_student(student_dir)
+    return Method(name, 1, count_params([student]), lambda lq, keys: student(lq).clamp(-1, 1))
+
+
+def build_methods(teacher_dir: Path, student_dirs: dict[str, Path], fewer_steps: list[int], seed: int) -> list[Method]:
+    teacher = load_model_dir(teacher_dir)
+    steps = teacher.diffusion.steps
+    methods = [bicubic_method(teacher.scale), resshift_method(f"teacher-{steps}", teacher, steps, seed)]
+    for k in sorted(set(fewer_steps) - {steps}, reverse=True):
+        if k > steps:
+            raise ValueError(f"evaluate.teacher_steps: {k} exceeds the teacher's {steps} steps")
+        methods.append(resshift_method(f"teacher-{k}", teacher, k, seed))
+    for name, folder in student_dirs.items():
+        methods.append(student_method(name, folder, seed))
+    return methods
+
+
+# ---------------------------------------------------------------------------------------------------- datasets
+
+
+def val_dataset(shards: list[Path], limit: int | None) -> list[Sample]:
+    samples = []
+    for sample in iter_samples(shards):
+        samples.append({"key": sample["key"], "hq": sample["hq"], "lq": sample["lq"]})
+        if limit is not None and len(samples) >= limit:
+            break
+    return samples
+
+
+def heldout_datasets(raw_dir: Path, crop: int, degrade: DegradeParams, seed: int) -> dict[str, list[Sample]]:
+    """Center crops of the `val`-split photos, each degraded once with a generator seeded by its id, and bicubic."""
+    from sr.data.degradations import bicubic_lq
+    from sr.data.degradations import degrade as real_esrgan
+    from sr.data.images import load_rgb8
+
+    manifest = raw_dir / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    real, bicubic = [], []
+    unit = 8 * degrade.scale  # keeps every latent size a multiple of the denoiser's downsampling
+    for row in rows:
+        if row["split"] != "val":
+            continue
+        img = load_rgb8(raw_dir / "images" / f"{row['id']}.png", f"{raw_dir}/images/{row['id']}.png")
+        size = min(crop, img.width, img.height) // unit * unit
+        if size == 0:
+            continue
+        left, top = (img.width - size) // 2, (img.height - size) // 2
+        array = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+        hq01 = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        generator = torch.Generator().manual_seed(sample_seed(seed, "heldout", row["id"]))
+        lq_real = real_esrgan(hq01, degrade.model_copy(update={"usm_sharpen": False}), generator)[0]
+        lq_bic = bicubic_lq(hq01, degrade.scale)
+        key = str(row["id"])
+        real.append({"key": key, "hq": hq01 * 2 - 1, "lq": lq_real * 2 - 1})
+        bicubic.append({"key": key, "hq": hq01 * 2 - 1, "lq": lq_bic * 2 - 1})
+    if not real:
+        raise ValueError(f"{manifest}: no val-split images of at least {unit}x{unit} pixels to hold out")
+    return {"heldout-realesrgan": real, "heldout-bicubic": bicubic}
+
+
+# ---------------------------------------------------------------------------------------------------- scoring
+
+
+def score(methods: list[Method], datasets: dict[str, list[Sample]], metrics: Any, scale: int,
+          p: EvaluateParams, available: list[str]) -> tuple[dict, list[dict], dict, list[str]]:
+    """(means {method: {dataset: {metric: value}}}, per-image rows, grid outputs {dataset: {method: (N,3,H,W)}},
+    notes). `metrics` is an sr.eval.metrics.Metrics; `available` the metric names whose weights exist."""
+    lpips_name = "lpips" if p.lpips_net == "alex" else "lpips-vgg"
+    notes = []
+    if lpips_name not in available:
+        notes.append(f"lpips skipped: no {p.lpips_net} weights (run python -m sr.eval.weights)")
+    if "niqe" not in available:
+        notes.append("niqe skipped: no NIQE parameters (run python -m sr.eval.weights)")
+    sums: dict[str, dict[str, dict[str, float]]] = {m.name: {} for m in methods}
+    rows, grids = [], {}
+    for dataset, samples in datasets.items():
+        hq_size = min(samples[0]["hq"].shape[-2:])
+        with_niqe = "niqe" in available and hq_size >= p.niqe_min_size
+        if "niqe" in available and not with_niqe:
+            notes.append(f"niqe skipped on {dataset}: {hq_size} px crops < niqe_min_size {p.niqe_min_size}")
+        grids[dataset] = {m.name: [] for m in methods}
+        for index, sample in enumerate(tqdm(samples, desc=f"eval {dataset}", mininterval=2)):
+            lq, hq01 = sample["lq"][None], (sample["hq"][None] + 1) / 2
+            for method in methods:
+                out = method.run(lq, [sample["key"]])
+                out01 = (out + 1) / 2
+                values = {"psnr_y": metrics.psnr_y(out01, hq01, crop_border=scale),
+                          "ssim_y": metrics.ssim_y(out01, hq01, crop_border=scale)}
+                if lpips_name in available:
+                    values["lpips"] = metrics.lpips(out01, hq01, net=p.lpips_net)
+                if with_niqe:
+                    values["niqe"] = metrics.niqe(out01)
+                values.update(metrics.extra(out01, hq01))
+                acc = sums[method.name].setdefault(dataset, {})
+                for name, value in values.items():
+                    acc[name] = acc.get(name, 0.0) + float(value.sum())
+                rows.append({"dataset": dataset, "image": index, "key": sample["key"], "method": method.name,
+                             "psnr_y": round(float(values["psnr_y"].sum()), 4)})
+                if index < p.grid_samples:
+                    grids[dataset][method.name].append(out)
+    means = {m: {d: {k: round(v / len(datasets[d]), 6) for k, v in acc.items()} for d, acc in per.items()}
+             for m, per in sums.items()}
+    return means, rows, grids, notes
+
+
+def measure_cost(methods: list[Method], lq: torch.Tensor, teacher: str, warmup: int, repeats: int) -> dict[str, dict]:
+    """Median latency of each method on the same LQ image, timed round-robin here and now; speedup vs `teacher`."""
+    fns = {m.name: (lambda m=m: m.run(lq, ["latency"])) for m in methods}
+    timings = interleaved_latencies(fns, warmup, repeats)
+    cost = {m.name: {"nfe": m.nfe, "params": m.params, "latency_s": round(timings[m.name]["median_s"], 6)}
+            for m in methods}
+    reference = cost[teacher]["latency_s"]
+    for entry in cost.values():
+        entry["speedup_vs_teacher"] = round(reference / max(entry["latency_s"], 1e-9), 3)
+    return cost
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_outputs(report: dict, rows: list[dict], grids: dict, datasets: dict[str, list[Sample]], scale: int,
+                  zoom: int, metrics_path: Path, plots_dir: Path) -> None:
+    """eval.json, the dvc plots CSVs (quality vs latency: one row per method; per-image PSNR: one column per method),
+    and one comparison grid PNG per dataset."""
+    from sr.eval.grids import comparison_grid
+
+    atomic_write_text(metrics_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    methods = [m for m in report if not m.startswith("_")]
+    focus = report["_info"]["focus_dataset"]
+    table = []
+    for m in methods:
+        q = report[m].get(focus, {})
+        table.append([m, round(report[m]["cost"]["latency_s"] * 1000, 3), report[m]["cost"]["nfe"],
+                      q.get("psnr_y", ""), q.get("ssim_y", ""), q.get("lpips", "")])
+    _write_csv(plots_dir / "quality_latency.csv", ["method", "latency_ms", "nfe", "psnr_y", "ssim_y", "lpips"], table)
+    per_image: dict[tuple[str, int], dict[str, float]] = {}
+    for r in rows:
+        if r["dataset"] == focus:
+            per_image.setdefault((r["key"], r["image"]), {})[r["method"]] = r["psnr_y"]
+    _write_csv(plots_dir / "per_image_psnr.csv", ["image", "key", *methods],
+               [[i, k, *[v[m] for m in methods]] for (k, i), v in per_image.items()])
+    teacher = report["_info"]["teacher"]
+    for dataset, outs in grids.items():
+        shown = ["bicubic", teacher, *[m for m in methods if m.startswith("student-")]]
+        n = len(outs["bicubic"])
+        lq = torch.stack([s["lq"] for s in datasets[dataset][:n]])
+        columns = {"LQ": F.interpolate(lq, scale_factor=scale, mode="nearest")}
+        columns.update({m: torch.cat(outs[m]) for m in shown})
+        columns["HQ"] = torch.stack([s["hq"] for s in datasets[dataset][:n]])
+        comparison_grid(columns, plots_dir / f"grid-{dataset}.png", zoom)
+
+
+def evaluate(teacher_dir: Path, student_dirs: dict[str, Path], val_shards: list[Path], raw_dir: Path | None,
+             p: EvaluateParams, degrade: DegradeParams, seed: int, torch_home: Path, metrics_path: Path,
+             plots_dir: Path, metrics: Any = None) -> dict:
+    """Run everything and write the outputs; returns the eval.json content. `student_dirs`: method name -> folder
+    (e.g. {"student-sinsr": models/student-sinsr}). `metrics` defaults to sr.eval.metrics.Metrics(torch_home)."""
+    from sr.eval.weights import available_metrics
+
+    if metrics is None:
+        from sr.eval.metrics import Metrics
+
+        metrics = Metrics(torch_home, extras=p.extra_metrics, extra_weights=p.extra_weights)
+    methods = build_methods(teacher_dir, student_dirs, p.teacher_steps, seed)
+    teacher = methods[1].name
+    datasets = {"val": val_dataset(val_shards, p.max_val_samples)} if val_shards else {}
+    if raw_dir is not None:
+        datasets.update(heldout_datasets(raw_dir, p.heldout_crop, degrade, seed))
+    if not datasets:
+        raise ValueError("evaluate: no dataset (neither val shards nor a raw folder given)")
+    focus = "heldout-realesrgan" if "heldout-realesrgan" in datasets else next(iter(datasets))
+    means, rows, grids, notes = score(methods, datasets, metrics, degrade.scale, p, available_metrics(torch_home))
+    for name in p.extra_metrics:
+        if name not in getattr(metrics, "extras_available", []):
+            notes.append(f"{name} skipped: its weights are not in evaluate.extra_weights")
+    latency_lq = datasets[focus][0]["lq"][None]
+    cost = measure_cost(methods, latency_lq, teacher, p.latency_warmup, p.latency_repeats)
+    report: dict[str, Any] = {m.name: {**means[m.name], "cost": cost[m.name]} for m in methods}
+    report["_info"] = {
+        "teacher": teacher, "focus_dataset": focus, "notes": notes,
+        "datasets": {d: {"images": len(s), "hq_size": list(s[0]["hq"].shape[-2:])} for d, s in datasets.items()},
+        "latency_input": list(latency_lq.shape), "threads": torch.get_num_threads(),
+    }
+    write_outputs(report, rows, grids, datasets, degrade.scale, p.zoom, metrics_path, plots_dir)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return report

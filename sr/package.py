@@ -1,0 +1,183 @@
+"""The model package: pick a student by a rule on the evaluation, then write `dist/<name>-<version>/` (the student's
+folder files, a model card, eval.json, the comparison grids, SHA256SUMS) and a byte-deterministic
+`dist/<name>-<version>.tar.gz`: sorted members, mtime 0, uid/gid 0, no user names, gzip mtime 0 and no file name,
+so the same inputs always give the same bytes (and the same sha256) on any machine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sr.storage import atomic_write_bytes
+
+LOWER_IS_BETTER = {"lpips", "niqe", "dists"}
+LINEAGE_PATHS = ["data/raw", "data/shards", "models/teacher"]  # plus the chosen student's folder
+
+
+class SelectionError(ValueError):
+    """No student satisfies the packaging rule, or the rule names something the evaluation lacks."""
+
+
+def select_student(report: dict[str, Any], dataset: str, metric: str, max_psnr_drop_db: float) -> str:
+    """The student with the best `metric` on `dataset` among those whose PSNR(Y) there is >= the T-step teacher's
+    minus `max_psnr_drop_db`. Ties go to the first name in alphabetical order."""
+    teacher = report["_info"]["teacher"]
+    if dataset not in report[teacher]:
+        have = sorted(k for k in report[teacher] if k != "cost")
+        raise SelectionError(f"package.dataset: {dataset!r} was not evaluated (evaluated: {', '.join(have)})")
+    students = sorted(name for name in report if name.startswith("student-"))
+    if not students:
+        raise SelectionError("package: the evaluation holds no student (no models/student-* folder was evaluated)")
+    if metric not in report[teacher][dataset]:
+        raise SelectionError(f"package.metric: {metric!r} was not computed on {dataset} "
+                             f"(computed: {', '.join(sorted(report[teacher][dataset]))})")
+    floor = report[teacher][dataset]["psnr_y"] - max_psnr_drop_db
+    qualified = [s for s in students if report[s][dataset]["psnr_y"] >= floor]
+    if not qualified:
+        got = ", ".join(f"{s} {report[s][dataset]['psnr_y']:.2f}" for s in students)
+        raise SelectionError(f"package: no student qualifies: PSNR(Y) on {dataset} must be >= {teacher}'s "
+                             f"{report[teacher][dataset]['psnr_y']:.2f} - {max_psnr_drop_db} dB = {floor:.2f}; "
+                             f"got {got}")
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+    return min(qualified, key=lambda s: (sign * report[s][dataset][metric], s))
+
+
+# ---------------------------------------------------------------------------------------------------- lineage
+
+
+def git_commit(repo: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=repo, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def dvc_lock_hashes(lock: Path, paths: list[str]) -> dict[str, str | None]:
+    """The md5 dvc.lock pins for each output path (None when the lock is absent or does not list it)."""
+    import yaml
+
+    found: dict[str, str | None] = {p: None for p in paths}
+    if not lock.is_file():
+        return found
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if out.get("path") in found:
+                found[out["path"]] = out.get("md5") or out.get("hash")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------- model card
+
+
+def _fmt(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "–"
+
+
+def model_card(name: str, version: str, student: str, report: dict, rule: dict, lineage: dict, params: dict,
+               grids: list[str]) -> str:
+    teacher = report["_info"]["teacher"]
+    methods = [m for m in report if not m.startswith("_")]
+    lines = [
+        f"# {name} {version}", "",
+        (f"One-step diffusion super-resolution (×{params.get('degrade', {}).get('scale', '?')}): **{student}**, "
+         f"distilled from the ResShift teacher ({teacher})."), "",
+        "## Use", "", "```", f"sr-upscale in.png out.png --model {name}-{version}.tar.gz", "```", "",
+        "## Selection rule", "",
+        (f"Best `{rule['metric']}` on `{rule['dataset']}` among the students whose PSNR(Y) is at least the "
+         f"teacher's minus {rule['max_psnr_drop_db']} dB."), "",
+    ]
+    for dataset in [d for d in report[teacher] if d != "cost"]:
+        lines += [f"## Metrics: {dataset}", "",
+                  "| method | PSNR(Y) | SSIM(Y) | LPIPS | NIQE | NFE | params | latency (ms) | speedup |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for m in methods:
+            q, c = report[m].get(dataset, {}), report[m]["cost"]
+            mark = f"**{m}**" if m == student else m
+            lines.append(f"| {mark} | {_fmt(q.get('psnr_y'), 2)} | {_fmt(q.get('ssim_y'), 4)} | "
+                         f"{_fmt(q.get('lpips'), 4)} | {_fmt(q.get('niqe'), 2)} | {c['nfe']} | {c['params']:,} | "
+                         f"{_fmt(c['latency_s'] * 1000, 1)} | ×{_fmt(c['speedup_vs_teacher'], 1)} |")
+        lines.append("")
+    notes = report["_info"].get("notes", [])
+    if notes:
+        lines += ["Notes: " + "; ".join(notes), ""]
+    if grids:
+        lines += ["## Comparison grids", "", "LQ | bicubic | teacher | students | HQ, zoomed crops below.", ""]
+        lines += [f"![{g}]({g})" for g in grids] + [""]
+    lines += ["## Lineage", "", f"- git commit: `{lineage.get('git_commit') or 'unknown'}`"]
+    lines += [f"- `{path}` (dvc.lock md5): `{md5 or 'not in dvc.lock'}`" for path, md5 in lineage["dvc"].items()]
+    lines += ["", "## Params", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- archive
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def deterministic_tarball(folder: Path, top: str) -> bytes:
+    """tar.gz bytes of `folder` under `top/`: sorted members, normalised metadata, gzip header without time/name."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        entries = [folder, *sorted(folder.rglob("*"), key=lambda p: p.relative_to(folder).as_posix())]
+        for path in entries:
+            rel = path.relative_to(folder).as_posix()
+            info = tarfile.TarInfo(top if rel == "." else f"{top}/{rel}")
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if path.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                data = path.read_bytes()
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def build_package(student_dir: Path, student: str, report: dict, rule: dict, params: dict, grids: list[Path],
+                  lineage: dict, name: str, version: str, dist_dir: Path) -> Path:
+    """Write dist/<name>-<version>/ (replaced whole, atomically) and dist/<name>-<version>.tar.gz; return the tarball."""
+    top = f"{name}-{version}"
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=dist_dir, prefix=f".{top}-"))
+    try:
+        for path in sorted(student_dir.rglob("*")):
+            if path.is_file():
+                target = build / path.relative_to(student_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+        grid_names = []
+        for grid in grids:
+            (build / "grids").mkdir(exist_ok=True)
+            shutil.copyfile(grid, build / "grids" / grid.name)
+            grid_names.append(f"grids/{grid.name}")
+        (build / "eval.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        (build / "README.md").write_text(model_card(name, version, student, report, rule, lineage, params, grid_names))
+        files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
+        sums = "".join(f"{sha256_bytes((build / f).read_bytes())}  {f}\n" for f in files)
+        (build / "SHA256SUMS").write_text(sums)
+        final = dist_dir / top
+        if final.exists():
+            shutil.rmtree(final)
+        build.rename(final)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    tarball = dist_dir / f"{top}.tar.gz"
+    atomic_write_bytes(tarball, deterministic_tarball(final, top))
+    return tarball

