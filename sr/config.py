@@ -149,9 +149,6 @@ class DegradeParams(Section):
     )
     final_sinc_prob: Probability = 0.8
     usm_sharpen: bool = False  # Real-ESRGAN's USM on the HQ (the target too); ResShift's `use_sharp: False`
-    # Downscale each photo (never up) so its short side is this many px before cropping: the bundled photos span
-    # 300-1411 px, and at one common scale a 64-px crop covers comparable content in train and val. null: keep.
-    resize_short_side: Annotated[int, Field(ge=16)] | None = None
 
     @field_validator("hq_size")
     @classmethod

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Offline LPIPS/NIQE weights live where `make` provisions them (python -m sr.eval.weights).
+os.environ.setdefault("TORCH_HOME", str(REPO / ".torch"))
 
 
 

@@ -13,7 +13,11 @@ import pytest
 from safetensors.torch import load_file
 
 import stages.degrade
+import stages.distill
 import stages.download
+import stages.evaluate
+import stages.osediff
+import stages.package
 import stages.teacher
 import stages.trajectories
 from sr.config import open_params
@@ -21,12 +25,17 @@ from sr.data.shards import iter_samples, shard_paths
 from tests.pipeline_fixtures import REPO, write_tiny_params
 
 STAGES = [
-    (stages.download, ["--out", "data/raw"]),
-    (stages.degrade, ["--raw", "data/raw", "--out", "data/shards"]),
-    (stages.teacher, ["--shards", "data/shards", "--out", "models/teacher", "--work", "checkpoints/teacher",
-                      "--metrics", "metrics/teacher.json", "--curves", "plots/teacher.csv"]),
-    (stages.trajectories, ["--teacher", "models/teacher", "--shards", "data/shards", "--out", "data/trajectories",
-                           "--work", "checkpoints/trajectories"]),
+    ("download", stages.download, ["--out", "data/raw"]),
+    ("degrade", stages.degrade, ["--raw", "data/raw", "--out", "data/shards"]),
+    ("teacher", stages.teacher, ["--shards", "data/shards", "--out", "models/teacher", "--work", "checkpoints/teacher",
+                                 "--metrics", "metrics/teacher.json", "--curves", "plots/teacher.csv"]),
+    ("trajectories", stages.trajectories, ["--teacher", "models/teacher", "--shards", "data/shards",
+                                           "--out", "data/trajectories", "--work", "checkpoints/trajectories"]),
+    *[(f"distill@{r}", stages.distill, ["--recipe", r, "--torch-home", str(REPO / ".torch")])
+      for r in ("sinsr", "tadsr", "colearn")],
+    ("osediff", stages.osediff, []),
+    ("evaluate", stages.evaluate, ["--torch-home", str(REPO / ".torch")]),
+    ("package", stages.package, []),
 ]
 
 
@@ -43,7 +52,7 @@ def pipeline(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        for module, args in STAGES:
+        for name, module, args in STAGES:
             views = []
 
             def recording(path, keys, _views=views):
@@ -56,16 +65,16 @@ def pipeline(tmp_path_factory):
                 assert module.main(["--params", "params.yaml", *args]) == 0
             finally:
                 module.open_params = original
-            reads[module.__name__] = views[0].read
+            reads[name] = views[0].read
     finally:
         os.chdir(cwd)
     return root, reads
 
 
-@pytest.mark.parametrize("module", [m for m, _ in STAGES], ids=lambda m: m.__name__)
-def test_each_stage_reads_exactly_what_it_declares(pipeline, module):
+@pytest.mark.parametrize("name, module", [(n, m) for n, m, _ in STAGES], ids=[n for n, _, _ in STAGES])
+def test_each_stage_reads_exactly_what_it_declares(pipeline, name, module):
     _, reads = pipeline
-    assert reads[module.__name__] == set(module.PARAMS)
+    assert reads[name] == set(module.PARAMS)
 
 
 def test_download_and_degrade_outputs(pipeline):
@@ -139,3 +148,16 @@ def test_teacher_resumes_after_kill_9_with_identical_weights(pipeline, tmp_path)
     a = load_file(str(tmp_path / "models/t2/model.safetensors"))
     b = load_file(str(straight_dir / "models/t2/model.safetensors"))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_downstream_stages_write_their_outputs(pipeline):
+    root, _ = pipeline
+    for recipe in ("sinsr", "tadsr", "colearn"):
+        assert (root / f"models/student-{recipe}/model.safetensors").exists()
+        metrics = json.loads((root / f"metrics/train-{recipe}.json").read_text())
+        assert {"psnr_y_student", "psnr_y_teacher", "psnr_y_bicubic"} <= set(metrics)
+    assert (root / "models/student-osediff/lora.safetensors").exists()
+    report = json.loads((root / "metrics/eval.json").read_text())
+    assert {"bicubic", "teacher-15", "student-sinsr", "student-tadsr", "student-colearn", "student-osediff"} <= set(report)
+    assert report["student-sinsr"]["cost"]["nfe"] == 1 and report["teacher-15"]["cost"]["nfe"] == 15
+    assert list((root / "dist").glob("sr-onestep-*.tar.gz"))

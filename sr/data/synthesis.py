@@ -28,18 +28,6 @@ def read_manifest(raw_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def rescale(photo: Image.Image, short_side: int | None, min_side: int) -> Image.Image:
-    """Downscale (antialiased) so the short side is `short_side`, never below the crop size and never up."""
-    if short_side is None:
-        return photo
-    target = max(short_side, min_side)
-    width, height = photo.size
-    if min(width, height) <= target:
-        return photo
-    ratio = target / min(width, height)
-    return photo.resize((max(target, round(width * ratio)), max(target, round(height * ratio))), Image.Resampling.LANCZOS)
-
-
 def random_crop(image: torch.Tensor, size: int, generator: torch.Generator, flip: bool) -> tuple[torch.Tensor, dict]:
     _, height, width = image.shape
     top = int(torch.randint(height - size + 1, (1,), generator=generator))
@@ -63,8 +51,7 @@ def write_shards(raw_dir: Path, out_dir: Path, p: DegradeParams, seed: int) -> d
         entries = sorted((m for m in manifest if m["split"] == split), key=lambda m: m["id"])
         with ShardWriter(tmp, split, p.shard_size) as writer:
             for entry in entries:
-                photo = Image.open(raw_dir / "images" / f"{entry['id']}.png").convert("RGB")
-                array = np.asarray(rescale(photo, p.resize_short_side, p.hq_size))
+                array = np.asarray(Image.open(raw_dir / "images" / f"{entry['id']}.png").convert("RGB"))
                 image = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255.0)
                 for crop_index in range(crops):
                     sample_id = sample_seed(seed, split, entry["id"], crop_index)

@@ -321,7 +321,7 @@ class OSEDiffStudent(torch.nn.Module):
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         lq_up = upsample(lq, self.scale)
         h, w = lq_up.shape[-2:]
-        pad_h, pad_w = -h % 8, -w % 8  # the VAE downsamples ×8
+        pad_h, pad_w = -h % 8, -w % 8  # SD's VAE downsamples ×8 (the small default ×4, which 8 also covers)
         if pad_h or pad_w:
             lq_up = F.pad(lq_up, (0, pad_w, 0, pad_h), mode="reflect")
         rng = torch.Generator(device=lq.device).manual_seed(self.seed)

@@ -15,7 +15,7 @@ from sr.data.shards import iter_samples, make_loader, sample_seed
 from sr.diffusion.resshift import ResShift
 from sr.models.build import ResShiftModel, build_autoencoder, build_denoiser, model_config, save_model_dir
 from sr.storage import atomic_write_text, materialize
-from sr.train.checkpoint import fingerprint, load_latest, rng_state, save_checkpoint, set_rng_state
+from sr.train.checkpoint import fingerprint, load_latest, rng_state, save_checkpoint, seed_everything, set_rng_state
 from sr.train.curves import Curves
 from sr.train.ema import ema_copy, ema_update
 from sr.train.setup import make_accelerator, warmup_schedule
@@ -84,6 +84,7 @@ def train_teacher(
     accelerator = make_accelerator(t.mixed_precision)
     device = accelerator.device
     autoencoder = build_autoencoder(p.autoencoder, work_dir / "cache", scale)
+    seed_everything(sample_seed(seed, "teacher-init"))  # weight init draws from the global RNG
     denoiser = build_denoiser(p.arch, p.unet, p.swin, autoencoder.channels)
     if hasattr(denoiser, "lq_skip"):
         fit_lq_skip(denoiser, autoencoder, train_shards)
