@@ -150,7 +150,7 @@ def _open_source(source: Source, retries: int, cache_dir: Path) -> Iterator[tupl
 
 
 class _Retryable(Exception):
-    pass
+    """A download failure worth another attempt (connection drop, 5xx, 408/429)."""
 
 
 def file_sha256(path: Path) -> str:
