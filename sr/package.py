@@ -13,11 +13,10 @@ import json
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from sr.storage import atomic_write_bytes
+from sr.storage import atomic_dir, atomic_write_bytes
 
 LOWER_IS_BETTER = {"lpips", "niqe", "dists"}
 LINEAGE_PATHS = ["data/raw", "data/shards", "models/teacher"]  # plus the chosen student's folder
@@ -153,9 +152,8 @@ def build_package(student_dir: Path, student: str, report: dict, rule: dict, par
                   lineage: dict, name: str, version: str, dist_dir: Path) -> Path:
     """Write dist/<name>-<version>/ (replaced whole, atomically) and dist/<name>-<version>.tar.gz; return the tarball."""
     top = f"{name}-{version}"
-    dist_dir.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(dir=dist_dir, prefix=f".{top}-"))
-    try:
+    final = dist_dir / top
+    with atomic_dir(final) as build:
         for path in sorted(student_dir.rglob("*")):
             if path.is_file():
                 target = build / path.relative_to(student_dir)
@@ -171,13 +169,6 @@ def build_package(student_dir: Path, student: str, report: dict, rule: dict, par
         files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
         sums = "".join(f"{sha256_bytes((build / f).read_bytes())}  {f}\n" for f in files)
         (build / "SHA256SUMS").write_text(sums)
-        final = dist_dir / top
-        if final.exists():
-            shutil.rmtree(final)
-        build.rename(final)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
     tarball = dist_dir / f"{top}.tar.gz"
     atomic_write_bytes(tarball, deterministic_tarball(final, top))
     return tarball

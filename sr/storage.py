@@ -7,7 +7,10 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ...), so they neve
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +133,7 @@ def materialize(uri: str, cache_dir: Path, retries: int = 3) -> Path:
         if not path.exists():
             raise StorageError(f"{uri}: no such file or folder")
         return path
-    bucket, key = split_s3(uri)
+    _, key = split_s3(uri)
     objects = list_s3(uri.rstrip("/") + "/", retries) if not key or uri.endswith("/") else []
     if not objects:
         exact = [o for o in list_s3(uri, retries) if o.key == key]
@@ -161,3 +164,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temp sibling folder to fill; on success it replaces `path` whole, on error it is removed.
+
+    A killed writer never leaves a folder at `path` that looks complete.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -7,8 +7,6 @@ weights when it has any, so it is usable on its own: evaluation, packaging and i
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from torch import nn
 
 from sr.config import AutoencoderParams, DiffusionParams, SwinUNetParams, UNetParams
 from sr.diffusion.resshift import ResShift
-from sr.storage import materialize
+from sr.storage import atomic_dir, materialize
 
 
 def build_autoencoder(p: AutoencoderParams, cache_dir: Path, scale: int = 4) -> nn.Module:
@@ -86,20 +84,12 @@ def model_config(
 
 def save_model_dir(out_dir: Path, model: ResShiftModel) -> None:
     """Write the folder atomically: a killed save never leaves a folder that looks complete."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
-    try:
+    with atomic_dir(out_dir) as tmp:
         (tmp / "config.json").write_text(json.dumps(model.config, indent=2, sort_keys=True) + "\n")
         save_file({k: v.contiguous() for k, v in model.denoiser.state_dict().items()}, str(tmp / "model.safetensors"))
         ae_state = model.autoencoder.state_dict()
         if ae_state:
             save_file({k: v.contiguous() for k, v in ae_state.items()}, str(tmp / "autoencoder.safetensors"))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_model_dir(model_dir: Path) -> ResShiftModel:
