@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 60
+# no network here: telemetry would only log connection errors
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TORCH_HOME := $(CURDIR)/.torch
 # dvc runs stage commands through the shell: `python` must be the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
