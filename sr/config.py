@@ -8,7 +8,7 @@ URIs are, because they are what an experiment is about.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,7 +58,7 @@ class S3Source(Section):
     uri: Annotated[str, Field(pattern=r"^s3://[^/]+")]
 
 
-Source = Annotated[Union[BundledSource, DirSource, UrlSource, S3Source], Field(discriminator="kind")]
+Source = Annotated[BundledSource | DirSource | UrlSource | S3Source, Field(discriminator="kind")]
 
 
 class DownloadParams(Section):

@@ -23,8 +23,17 @@ from sr.data.shards import iter_samples, make_loader, sample_seed
 from sr.diffusion.sd import NUM_TIMESTEPS, add_noise
 from sr.losses.vsd import fake_score_loss, generator_loss, vsd_loss
 from sr.models.osediff import (
-    OSEDiffGenerator, SDComponents, adapter_state, build_small_sd, encode_prompts, load_generator, load_sd,
-    make_fake_score, make_generator, merge, save_sd,
+    OSEDiffGenerator,
+    SDComponents,
+    adapter_state,
+    build_small_sd,
+    encode_prompts,
+    load_generator,
+    load_sd,
+    make_fake_score,
+    make_generator,
+    merge,
+    save_sd,
 )
 from sr.storage import atomic_write_text, materialize
 from sr.train.checkpoint import fingerprint, load_latest, rng_state, save_checkpoint, set_rng_state

@@ -48,7 +48,7 @@ def test_round_trip_values_and_layout(tmp_path):
 def test_same_content_same_bytes(tmp_path):
     a = _write(tmp_path / "a").written
     b = _write(tmp_path / "b").written
-    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
     assert [digest(p) for p in a] == [digest(p) for p in b]
 
 
@@ -60,11 +60,10 @@ def test_webdataset_library_reads_our_shards(tmp_path):
 
 
 def test_aborted_writer_leaves_only_whole_shards(tmp_path):
-    with pytest.raises(RuntimeError):
-        with ShardWriter(tmp_path, "train", 4) as writer:
-            for i in range(6):
-                writer.write(f"k{i}", {"json": b"{}"})
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), ShardWriter(tmp_path, "train", 4) as writer:
+        for i in range(6):
+            writer.write(f"k{i}", {"json": b"{}"})
+        raise RuntimeError("killed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train-000000.tar"]
 
 

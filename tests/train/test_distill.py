@@ -6,13 +6,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from sr.config import AutoencoderParams, DiffusionParams, DistillParams, SwinUNetParams, TrainParams, UNetParams
-from sr.config import TrajectoriesParams
+from sr.config import (
+    AutoencoderParams,
+    DiffusionParams,
+    DistillParams,
+    SwinUNetParams,
+    TrainParams,
+    TrajectoriesParams,
+    UNetParams,
+)
 from sr.data.shards import ShardWriter, encode_json, encode_png, iter_samples, make_loader, shard_paths
 from sr.data.trajectories import cache_trajectories, trajectory_shards
 from sr.diffusion.resshift import ResShift
-from sr.models.build import ResShiftModel, build_autoencoder, build_denoiser, load_model_dir, model_config
-from sr.models.build import save_model_dir
+from sr.models.build import (
+    ResShiftModel,
+    build_autoencoder,
+    build_denoiser,
+    load_model_dir,
+    model_config,
+    save_model_dir,
+)
 from sr.train.distill import Nets, _micro_data, evaluate_student, generator_losses, train_distill, with_noise
 
 UNET = UNetParams(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[], num_head_channels=8)
