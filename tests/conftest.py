@@ -67,3 +67,14 @@ def s3_bucket(s3_env):
     name = f"bucket-{os.urandom(4).hex()}"
     s3_client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny convolutions on 2 busy cores: OpenMP hand-offs between threads cost ~100x the arithmetic."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -51,12 +51,7 @@ def fake_setup(root: Path) -> dict:
             "shards": [root / "data" / "shards" / "val-000000.tar"], "raw": raw}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

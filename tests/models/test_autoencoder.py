@@ -9,14 +9,7 @@ import torch
 
 from sr.models.autoencoder import Autoencoder, KLAutoencoder, PixelUnshuffle
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs gain nothing from threads, and on a busy 2-core box OpenMP spin-waits make them much slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def test_pixel_unshuffle_round_trips_exactly() -> None:

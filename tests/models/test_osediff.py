@@ -29,13 +29,7 @@ from sr.models.osediff import (
 LORA = LoraParams()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tiny convolutions run slower with 2 threads than with 1 when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

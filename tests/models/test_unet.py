@@ -12,13 +12,7 @@ TINY = UNetParams(model_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1, a
                   num_head_channels=8)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs gain nothing from threads, and on a busy 2-core box OpenMP spin-waits make them ~40x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def inputs(batch: int = 2, latent: int = 12, size: int = 8, lq_size: int = 8, seed: int = 0):

@@ -43,13 +43,7 @@ def _teacher(tmp: Path) -> ResShiftModel:
     return load_model_dir(tmp / "teacher")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny convs on 2 busy cores: OpenMP hand-offs cost 100x the arithmetic
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
