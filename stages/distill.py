@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     seconds = round(time.perf_counter() - began, 1)
     metrics = evaluate_student(
         student, teacher, val, seed, args.metrics or Path(f"metrics/train-{recipe}.json"), args.torch_home,
-        distill.val_batch_size, extra={"recipe": recipe, "train_steps": distill.train.steps, "train_seconds": seconds},
+        distill.val_batch_size, extra={"recipe": recipe, "train_steps": distill.train.steps},
     )
+    # Wall-clock time stays out of the metrics file: dvc.lock hashes it, and it must not change between reruns.
     print(
-        f"distill {recipe}: val PSNR(Y) one-step {metrics['psnr_y_student']:.2f} dB, teacher "
+        f"distill {recipe}: {distill.train.steps} steps in {seconds} s; val PSNR(Y) one-step {metrics['psnr_y_student']:.2f} dB, teacher "
         f"{metrics['psnr_y_teacher']:.2f} dB ({teacher.diffusion.steps} steps), bicubic {metrics['psnr_y_bicubic']:.2f} dB"
     )
     return 0

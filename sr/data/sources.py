@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib.util
+import importlib.metadata
 import json
 import os
 import re
@@ -45,19 +45,29 @@ from sr.config import BundledSource, DirSource, DownloadParams, S3Source, Source
 from sr.data.images import ImageError, content_sha256, load_rgb8, save_png
 from sr.storage import list_s3, read_s3_bytes, split_s3
 
-# Real photos that ship inside installed wheels: stem -> (package, path inside the package).
+# Real photos that ship inside installed wheels: stem -> (distribution, path as its RECORD lists it).
+# pyiqa ships five Kodak photos (I03…I19) and four KonIQ/SPAQ-style phone photos next to its package folder.
 BUNDLED: dict[str, tuple[str, str]] = {
-    "astronaut": ("skimage", "data/astronaut.png"),
-    "chelsea": ("skimage", "data/chelsea.png"),
-    "coffee": ("skimage", "data/coffee.png"),
-    "hubble_deep_field": ("skimage", "data/hubble_deep_field.jpg"),
-    "ihc": ("skimage", "data/ihc.png"),
-    "motorcycle_left": ("skimage", "data/motorcycle_left.png"),
-    "retina": ("skimage", "data/retina.jpg"),
-    "rocket": ("skimage", "data/rocket.jpg"),
-    "china": ("sklearn", "datasets/images/china.jpg"),
-    "flower": ("sklearn", "datasets/images/flower.jpg"),
-    "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    "astronaut": ("scikit-image", "skimage/data/astronaut.png"),
+    "chelsea": ("scikit-image", "skimage/data/chelsea.png"),
+    "coffee": ("scikit-image", "skimage/data/coffee.png"),
+    "hubble_deep_field": ("scikit-image", "skimage/data/hubble_deep_field.jpg"),
+    "ihc": ("scikit-image", "skimage/data/ihc.png"),
+    "motorcycle_left": ("scikit-image", "skimage/data/motorcycle_left.png"),
+    "retina": ("scikit-image", "skimage/data/retina.jpg"),
+    "rocket": ("scikit-image", "skimage/data/rocket.jpg"),
+    "china": ("scikit-learn", "sklearn/datasets/images/china.jpg"),
+    "flower": ("scikit-learn", "sklearn/datasets/images/flower.jpg"),
+    "grace_hopper": ("matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
+    "kodim03": ("pyiqa", "ResultsCalibra/ref_dir/I03.bmp"),
+    "kodim04": ("pyiqa", "ResultsCalibra/ref_dir/I04.bmp"),
+    "kodim06": ("pyiqa", "ResultsCalibra/ref_dir/I06.bmp"),
+    "kodim08": ("pyiqa", "ResultsCalibra/ref_dir/I08.bmp"),
+    "kodim19": ("pyiqa", "ResultsCalibra/ref_dir/I19.bmp"),
+    "spaq_10241": ("pyiqa", "tests/test_efficiency_img_dir/SPAQ_10241.jpg"),
+    "frame_4wrw": ("pyiqa", "tests/test_efficiency_img_dir/frame_4wrwr48cdk6rbcjl.jpg"),
+    "frame_7gzd": ("pyiqa", "tests/test_efficiency_img_dir/frame_7gzdcz9sif0ekg31.jpg"),
+    "frame_9ogw": ("pyiqa", "tests/test_efficiency_img_dir/frame_9ogwhvvy7gfj6jzh.jpg"),
 }
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 BACKOFF_S = 1.0  # first retry waits this long, then 2x, 4x, ...
@@ -88,14 +98,15 @@ class Summary:
 
 
 def bundled_path(stem: str) -> Path:
-    package, inner = BUNDLED[stem]
-    # find_spec locates the package without importing it (importing skimage/matplotlib costs seconds).
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise SourceError(f"bundled photo {stem!r}: package {package} is not installed")
-    path = Path(spec.origin).parent / inner
+    distribution, inner = BUNDLED[stem]
+    # The distribution's file list finds the photo without importing the package (skimage/matplotlib cost seconds),
+    # and also finds data that a wheel installs beside its package folder (pyiqa's).
+    try:
+        path = Path(importlib.metadata.distribution(distribution).locate_file(inner))
+    except importlib.metadata.PackageNotFoundError:
+        raise SourceError(f"bundled photo {stem!r}: {distribution} is not installed") from None
     if not path.is_file():
-        raise SourceError(f"bundled photo {stem!r}: {path} is missing from the installed {package}")
+        raise SourceError(f"bundled photo {stem!r}: {path} is missing from the installed {distribution}")
     return path
 
 
@@ -104,8 +115,8 @@ def _bundled_candidates(names: list[str] | None) -> list[Candidate]:
     for stem in names:
         if stem not in BUNDLED:
             raise SourceError(f"bundled: unknown photo {stem!r}; known: {', '.join(BUNDLED)}")
-    paths = [bundled_path(stem) for stem in names]
-    return [Candidate(path.name, path.read_bytes) for path in paths]
+    paths = {stem: bundled_path(stem) for stem in names}
+    return [Candidate(stem + path.suffix, path.read_bytes) for stem, path in paths.items()]
 
 
 def _dir_candidates(root: Path, label: str) -> list[Candidate]:

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +32,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from sr.config import LoraParams, SmallSDParams
 from sr.diffusion.sd import ONE_STEP_T, one_step_x0
-from sr.storage import atomic_write_bytes, atomic_write_text
+from sr.storage import atomic_dir, atomic_write_bytes, atomic_write_text
 
 VaeSample = Literal["sample", "mode"]
 LORA_FILE = "lora.safetensors"
@@ -83,10 +80,7 @@ def load_sd(folder: str | Path) -> SDComponents:
 
 def save_sd(components: SDComponents, folder: str | Path) -> None:
     """Write a diffusers-format folder (safetensors); built in a temp sibling and renamed into place."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(Path(folder)) as tmp:
         for part in SD_PARTS:
             getattr(components, part).save_pretrained(tmp / part)
         index = {
@@ -99,16 +93,6 @@ def save_sd(components: SDComponents, folder: str | Path) -> None:
         for part, lib in zip(SD_PARTS, ("diffusers", "diffusers", "transformers", "transformers", "diffusers")):
             index[part] = [lib, type(getattr(components, part)).__name__]
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _byte_level_chars() -> list[str]:

@@ -9,7 +9,6 @@ pre-trained here on the train shards (VAE as an autoencoder, then the UNet's ε-
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
@@ -35,7 +34,8 @@ from sr.models.osediff import (
     merge,
     save_sd,
 )
-from sr.storage import atomic_write_text, materialize
+from sr.models.tagger import Prompter, Tagger, load_tagger
+from sr.storage import atomic_dir, atomic_write_text, materialize
 from sr.train.checkpoint import fingerprint, load_latest, rng_state, save_checkpoint, set_rng_state
 from sr.train.curves import Curves
 from sr.train.setup import make_accelerator, warmup_schedule
@@ -49,23 +49,16 @@ def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False).clamp(-1, 1)
 
 
-def prompt_texts(p: PromptParams) -> tuple[str, str]:
-    """(positive, negative) prompt texts. A tagger would caption each HQ image (RAM, §4.4); none is bundled."""
-    match p.kind:
-        case "none":
-            return "", p.negative
-        case "fixed":
-            return p.text, p.negative
-        case "tagger":
-            raise ValueError(f"osediff.prompt.tagger_path {p.tagger_path}: RAM tagger prompts are not supported yet; "
-                             "use prompt kind 'none' or 'fixed'")
+def make_prompter(sd: SDComponents, p: PromptParams, cache_dir: Path) -> Prompter:
+    """Positive prompts: "" (kind none), `text` (fixed), or per-image tags followed by `text` (tagger)."""
+    return Prompter(sd.text_encoder, sd.tokenizer, "" if p.kind == "none" else p.text, load_tagger(p, cache_dir))
 
 
 # ---------------------------------------------------------------------------------------------------- base model
 
 
 def pretrain_small_sd(
-    sd: SDComponents, p: OsediffParams, seed: int, train_shards: list[Path], embeds: tuple[torch.Tensor, torch.Tensor]
+    sd: SDComponents, p: OsediffParams, seed: int, train_shards: list[Path], prompter: Prompter, neg: torch.Tensor
 ) -> None:
     """Make the random small SD a usable prior: the VAE learns to reconstruct HQ crops (a random decoder gives
     garbage and OSEDiff keeps it frozen), its latent scale is measured as SD did for 0.18215, then the UNet learns
@@ -90,7 +83,6 @@ def pretrain_small_sd(
         latents = torch.cat([vae.encode(next(batches)["hq"]).latent_dist.mode() for _ in range(4)])
     vae.register_to_config(scaling_factor=float(1.0 / latents.std().clamp_min(1e-3)))
 
-    pos, neg = embeds
     alphas = sd.scheduler.alphas_cumprod
     unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr=p.base_lr)
@@ -102,7 +94,7 @@ def pretrain_small_sd(
         steps = torch.randint(0, NUM_TIMESTEPS, (hq.shape[0],), generator=g)
         noise = torch.randn(z0.shape, generator=g)
         uncond = (torch.rand(hq.shape[0], generator=g) < 0.1)[:, None, None]
-        cond = torch.where(uncond, neg, pos)
+        cond = torch.where(uncond, neg, prompter(hq))
         loss = F.mse_loss(unet(add_noise(z0, noise, steps, alphas), steps, encoder_hidden_states=cond).sample, noise)
         loss.backward()
         opt.step()
@@ -123,9 +115,8 @@ def load_base(p: OsediffParams, seed: int, train_shards: list[Path], work_dir: P
         print(f"osediff: reusing base model {folder}", flush=True)
         return load_sd(folder), folder
     sd = build_small_sd(p.small, seed)
-    pos, neg = prompt_texts(p.prompt)
-    embeds = (encode_prompts(sd.text_encoder, sd.tokenizer, [pos]), encode_prompts(sd.text_encoder, sd.tokenizer, [neg]))
-    pretrain_small_sd(sd, p, seed, train_shards, embeds)
+    neg = encode_prompts(sd.text_encoder, sd.tokenizer, [p.prompt.negative])
+    pretrain_small_sd(sd, p, seed, train_shards, make_prompter(sd, p.prompt, work_dir / "cache"), neg)
     save_sd(sd, folder)
     return sd, folder
 
@@ -165,12 +156,11 @@ def train_osediff(
 
     torch_home = Path(torch_home) if torch_home is not None else default_torch_home()
     t = p.train
-    pos_text, neg_text = prompt_texts(p.prompt)
     accelerator = make_accelerator(t.mixed_precision)
     device = accelerator.device
     sd, base_folder = load_base(p, seed, train_shards, work_dir)
-    pos = encode_prompts(sd.text_encoder, sd.tokenizer, [pos_text]).to(device)
-    neg = encode_prompts(sd.text_encoder, sd.tokenizer, [neg_text]).to(device)
+    prompter = make_prompter(sd, p.prompt, work_dir / "cache").to(device)
+    neg = encode_prompts(sd.text_encoder.to(device), sd.tokenizer, [p.prompt.negative])
 
     init_rng = torch.Generator().manual_seed(sample_seed(seed, "osediff-init"))
     gen = make_generator(sd, p.lora, p.vae_sample, init_rng)
@@ -189,7 +179,8 @@ def train_osediff(
         def upscale(lq: torch.Tensor) -> torch.Tensor:
             g.eval()
             rng = torch.Generator(device=device).manual_seed(sample_seed(seed, "osediff-val"))
-            return g(upsample(lq.to(device), scale), pos, rng)[0].cpu()
+            lq_up = upsample(lq.to(device), scale)
+            return g(lq_up, prompter(lq_up), rng)[0].cpu()  # at test time the tagger reads the LQ (§4.4)
         return upscale
 
     bicubic = evaluate(lambda lq: upsample(lq, scale), val_shards, scale, torch_home)
@@ -231,10 +222,11 @@ def train_osediff(
         gen.train()
         fake.train()
         now = dict.fromkeys(columns, 0.0)
-        z_hats = []
+        z_hats = []  # (detached latent, its prompt embeddings) per micro-batch
         for micro in range(t.grad_accum):  # generator step, accumulated over micro-batches
             batch = next(batches)
             hq, lq = batch["hq"].to(device), batch["lq"].to(device)
+            pos = prompter(hq)  # in training the tagger reads the HQ crop (§4.4)
             sync = nullcontext() if micro == t.grad_accum - 1 else accelerator.no_sync(gen)
             with sync, accelerator.autocast():
                 hq_hat, z_hat = gen(upsample(lq, scale), pos, rng)
@@ -242,7 +234,7 @@ def train_osediff(
                        if p.lambda_vsd > 0 else z_hat.new_zeros(()))
                 loss, parts = generator_loss(hq_hat, hq, vsd, lpips_fn, p.lambda_l2, p.lambda_lpips, p.lambda_vsd)
                 accelerator.backward(loss / t.grad_accum)
-            z_hats.append(z_hat.detach())
+            z_hats.append((z_hat.detach(), pos))
             for k, v in {"loss": loss, **parts}.items():
                 now[k] += v.item() / t.grad_accum
         if t.grad_clip:
@@ -251,7 +243,7 @@ def train_osediff(
         sched_g.step()
         opt_g.zero_grad(set_to_none=True)
 
-        for micro, z_hat in enumerate(z_hats):  # then the fake score's step on the same (detached) latents
+        for micro, (z_hat, pos) in enumerate(z_hats):  # then the fake score's step on the same (detached) latents
             sync = nullcontext() if micro == t.grad_accum - 1 else accelerator.no_sync(fake)
             with sync, accelerator.autocast():
                 loss_fake = fake_score_loss(z_hat, fake_eps, pos, alphas, rng)
@@ -282,7 +274,7 @@ def train_osediff(
     trained = evaluate(student(gen), val_shards, scale, torch_home)
     if accelerator.is_main_process:
         base = BASE_DIR if p.checkpoint is None else (p.checkpoint if "://" in p.checkpoint else str(base_folder))
-        save_student(gen.cpu(), out_dir, base, base_folder if p.checkpoint is None else None, scale, p, pos_text)
+        save_student(gen.cpu(), out_dir, base, base_folder if p.checkpoint is None else None, scale, p)
         metrics = {"steps": t.steps, "val_samples": bicubic["samples"]}
         for name, m in (("bicubic", bicubic), ("init", initial), ("osediff", trained)):
             metrics[f"psnr_y_{name}"], metrics[f"lpips_{name}"] = round(m["psnr_y"], 4), round(m["lpips"], 4)
@@ -294,37 +286,29 @@ def train_osediff(
 
 
 def save_student(
-    gen: OSEDiffGenerator, out_dir: Path, base: str, base_folder: Path | None, scale: int, p: OsediffParams,
-    prompt: str,
+    gen: OSEDiffGenerator, out_dir: Path, base: str, base_folder: Path | None, scale: int, p: OsediffParams
 ) -> None:
     """`out_dir`: LoRA + conv_in weights, the adapted modules, config.json naming the base model (and, for the
     embedded default, the base itself under base/). Built in a temp sibling and renamed into place."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    gen.save(tmp)
-    if base_folder is not None:
-        shutil.copytree(base_folder, tmp / BASE_DIR)
-    config = {"method": "osediff", "base": base, "scale": scale, "vae_sample": p.vae_sample, "prompt": prompt,
-              "nfe": 1}
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    config = {"method": "osediff", "base": base, "scale": scale, "vae_sample": p.vae_sample,
+              "prompt": "" if p.prompt.kind == "none" else p.prompt.text, "nfe": 1}
+    if p.prompt.kind == "tagger":  # inference tags each upsampled LQ with the same tagger
+        config["tagger"] = {"path": p.prompt.tagger_path, "threshold": p.prompt.tagger_threshold,
+                            "max_tags": p.prompt.tagger_max_tags}
+    with atomic_dir(Path(out_dir)) as tmp:
+        gen.save(tmp)
+        if base_folder is not None:
+            shutil.copytree(base_folder, tmp / BASE_DIR)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
 
 class OSEDiffStudent(torch.nn.Module):
     """lq in [-1, 1] (B,3,h,w) -> hq in [-1, 1] (B,3,h·scale,w·scale) in one step. The VAE posterior draw (when
     the student samples) comes from a generator seeded afresh on every call, so outputs are reproducible."""
 
-    def __init__(self, gen: OSEDiffGenerator, prompt_embeds: torch.Tensor, scale: int, seed: int = 0) -> None:
+    def __init__(self, gen: OSEDiffGenerator, prompter: Prompter, scale: int, seed: int = 0) -> None:
         super().__init__()
-        self.gen, self.scale, self.seed, self.nfe = gen.eval(), scale, seed, 1
-        self.register_buffer("prompt_embeds", prompt_embeds)
+        self.gen, self.prompter, self.scale, self.seed, self.nfe = gen.eval(), prompter, scale, seed, 1
 
     @torch.no_grad()
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
@@ -334,7 +318,7 @@ class OSEDiffStudent(torch.nn.Module):
         if pad_h or pad_w:
             lq_up = F.pad(lq_up, (0, pad_w, 0, pad_h), mode="reflect")
         rng = torch.Generator(device=lq.device).manual_seed(self.seed)
-        return self.gen(lq_up, self.prompt_embeds, rng)[0][..., :h, :w]
+        return self.gen(lq_up, self.prompter(lq_up), rng)[0][..., :h, :w]
 
 
 def _read_config(student_dir: Path) -> dict:
@@ -360,8 +344,13 @@ def load_student(student_dir: str | Path, cache_dir: Path | None = None) -> OSED
     else:
         sd = _base_sd(student_dir, config, cache_dir)
         gen = load_generator(sd, student_dir, config["vae_sample"])
-    embeds = encode_prompts(sd.text_encoder, sd.tokenizer, [config["prompt"]])
-    return OSEDiffStudent(gen.requires_grad_(False), embeds, config["scale"])
+    tagger = None
+    if "tagger" in config:
+        t = config["tagger"]
+        tagger = Tagger(materialize(t["path"], cache_dir or student_dir.parent / ".cache"), t["threshold"],
+                        t["max_tags"])
+    prompter = Prompter(sd.text_encoder, sd.tokenizer, config["prompt"], tagger)
+    return OSEDiffStudent(gen.requires_grad_(False), prompter, config["scale"])
 
 
 def merge_student(student_dir: str | Path, out_dir: str | Path, cache_dir: Path | None = None) -> None:

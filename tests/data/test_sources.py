@@ -23,7 +23,7 @@ from sr.data.images import content_sha256, load_rgb8
 from sr.data.sources import SourceError, assign_splits, bundled_path, download, split_value
 from sr.storage import s3_client
 
-BUNDLED_SIZES = {  # (width, height) of the photos shipped in scikit-image, scikit-learn and matplotlib
+BUNDLED_SIZES = {  # (width, height) of the photos shipped in scikit-image, scikit-learn, matplotlib and pyiqa
     "astronaut.png": (512, 512),
     "chelsea.png": (451, 300),
     "coffee.png": (600, 400),
@@ -35,6 +35,15 @@ BUNDLED_SIZES = {  # (width, height) of the photos shipped in scikit-image, scik
     "china.jpg": (640, 427),
     "flower.jpg": (640, 427),
     "grace_hopper.jpg": (512, 600),
+    "kodim03.bmp": (512, 384),
+    "kodim04.bmp": (512, 384),
+    "kodim06.bmp": (512, 384),
+    "kodim08.bmp": (512, 384),
+    "kodim19.bmp": (512, 384),
+    "spaq_10241.jpg": (810, 1080),
+    "frame_4wrw.jpg": (1152, 864),
+    "frame_7gzd.jpg": (1067, 800),
+    "frame_9ogw.jpg": (964, 1075),
 }
 
 
@@ -78,7 +87,7 @@ def test_bundled_photos_are_all_found_and_normalised(tmp_path):
     out = tmp_path / "raw"
     summary = download(params({"kind": "bundled"}, val_fraction=0.2, min_val_images=2), 64, 0, out, tmp_path / "c")
     rows = manifest(out)
-    assert len(rows) == 11 and summary.train + summary.val == 11 and summary.rejected == 0
+    assert len(rows) == 20 and summary.train + summary.val == 20 and summary.rejected == 0
     assert summary.val == sum(r["split"] == "val" for r in rows) >= 2
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     for row in rows:
@@ -97,9 +106,18 @@ def test_bundled_subset_and_unknown_name(tmp_path):
     out = tmp_path / "raw"
     download(params({"kind": "bundled", "names": ["coffee", "chelsea"]}), 64, 0, out, tmp_path / "c")
     assert sorted(r["name"] for r in manifest(out)) == ["chelsea.png", "coffee.png"]
-    with pytest.raises(SourceError, match=r"unknown photo 'lena'; known: astronaut, chelsea, .*grace_hopper$"):
+    with pytest.raises(SourceError, match=r"unknown photo 'lena'; known: astronaut, chelsea, .*frame_9ogw$"):
         download(params({"kind": "bundled", "names": ["coffee", "lena"]}), 64, 0, tmp_path / "x", tmp_path / "c")
     assert not (tmp_path / "x").exists()
+
+
+def test_bundled_photo_of_a_missing_distribution_or_file(monkeypatch):
+    monkeypatch.setitem(sources.BUNDLED, "nope", ("no-such-dist-xyz", "x/y.png"))
+    with pytest.raises(SourceError, match=r"^bundled photo 'nope': no-such-dist-xyz is not installed$"):
+        bundled_path("nope")
+    monkeypatch.setitem(sources.BUNDLED, "gone", ("pyiqa", "pyiqa/no_such_photo.png"))
+    with pytest.raises(SourceError, match=r"^bundled photo 'gone': .*no_such_photo.png is missing from the installed pyiqa$"):
+        bundled_path("gone")
 
 
 # ---------------------------------------------------------------------------------------------------- dir + rejects

@@ -13,8 +13,9 @@ import sr.train.osediff as osediff_train
 from sr.config import OsediffParams, PromptParams, SmallSDParams, TrainParams
 from sr.data.shards import ShardWriter, encode_json, encode_png
 from sr.eval.weights import provision_offline_weights
-from sr.models.osediff import LORA_FILE, MODULES_FILE
+from sr.models.osediff import LORA_FILE, MODULES_FILE, encode_prompts
 from sr.train.osediff import OSEDiffStudent, load_student, merge_student, train_osediff
+from tests.tagger_fixtures import save_classifier_tagger
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH_HOME = REPO / ".torch"
@@ -91,7 +92,7 @@ def test_reloaded_student_gives_identical_outputs(straight, tmp_path):
     lq = torch.rand(2, 3, 10, 12, generator=torch.Generator().manual_seed(3)) * 2 - 1  # 40x48: padded to ×8
     out = student(lq)
     assert out.shape == (2, 3, 40, 48) and out.abs().max() <= 1
-    torch.testing.assert_close(out, OSEDiffStudent(gen.cpu(), student.prompt_embeds, 4)(lq), rtol=0, atol=0)
+    torch.testing.assert_close(out, OSEDiffStudent(gen.cpu(), student.prompter, 4)(lq), rtol=0, atol=0)
     torch.testing.assert_close(load_student(root / "student")(lq), out, rtol=0, atol=0)
     merge_student(root / "student", tmp_path / "merged")
     merged = load_student(tmp_path / "merged")
@@ -120,7 +121,18 @@ def test_resume_after_interruption_matches_straight_run(straight, shards, tmp_pa
     assert (tmp_path / "curves.csv").read_text() == (straight[0] / "curves.csv").read_text()
 
 
-def test_tagger_prompt_is_refused_with_its_path(shards, tmp_path):
-    p = _params().model_copy(update={"prompt": PromptParams(kind="tagger", tagger_path="weights/ram_swin_large.pth")})
-    with pytest.raises(ValueError, match=r"osediff.prompt.tagger_path weights/ram_swin_large.pth: RAM tagger"):
-        _run(shards, tmp_path, p)
+def test_tagger_prompts_train_and_travel_with_the_student(shards, tmp_path):
+    folder = save_classifier_tagger(tmp_path / "tagger", bias=[1.0, -3.0, 3.0, -5.0])  # every image: "red, cat"
+    prompt = PromptParams(kind="tagger", tagger_path=str(folder), text="photo", tagger_threshold=0.68)
+    gen = _run(shards, tmp_path, _params(steps=2).model_copy(update={"prompt": prompt}))
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["prompt"] == "photo"
+    assert config["tagger"] == {"path": str(folder), "threshold": 0.68, "max_tags": 16}
+    student = load_student(tmp_path / "student")
+    lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    assert student.prompter.texts(lq) == ["red, cat, photo"] * 2
+    sd = student.prompter
+    embeds = encode_prompts(sd.text_encoder, sd.tokenizer, ["red, cat, photo"])
+    rng = torch.Generator().manual_seed(0)
+    expected = gen.cpu().eval()(osediff_train.upsample(lq, 4), embeds, rng)[0]
+    torch.testing.assert_close(student(lq), expected, rtol=0, atol=1e-5)  # (2, L, D) vs (1, L, D) prompt batches
