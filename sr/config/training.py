@@ -97,6 +97,9 @@ class TeacherParams(Section):
     autoencoder: AutoencoderParams = AutoencoderParams()
     diffusion: DiffusionParams = DiffusionParams()
     train: TrainParams = TrainParams()
+    # Each training pair is rotated by a random multiple of 90° as it is drawn (the shards already flip): with a
+    # few photos the teacher otherwise learns their orientations. Off reproduces ResShift (hflip only).
+    rot90: bool = True
 
     @model_validator(mode="after")
     def _import_needs_swin(self) -> TeacherParams:

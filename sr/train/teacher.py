@@ -32,6 +32,14 @@ def encode_lq(autoencoder: torch.nn.Module, lq: torch.Tensor, scale: int) -> tor
     return autoencoder.encode(upsample(lq, scale))
 
 
+def rotate_pairs(hq: torch.Tensor, lq: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate each (hq, lq) pair of a batch by its own random multiple of 90°."""
+    turns = torch.randint(4, (hq.shape[0],), generator=generator).tolist()
+    hq = torch.stack([x.rot90(k, (-2, -1)) for x, k in zip(hq, turns)])
+    lq = torch.stack([x.rot90(k, (-2, -1)) for x, k in zip(lq, turns)])
+    return hq, lq
+
+
 @torch.no_grad()
 def fit_lq_skip(denoiser: torch.nn.Module, autoencoder: torch.nn.Module, shards: list[Path], samples: int = 1024) -> None:
     """Least-squares fit of the UNet's linear lq -> x0 path on the first `samples` training samples."""
@@ -122,7 +130,10 @@ def train_teacher(
         total = 0.0
         for micro in range(t.grad_accum):
             batch = next(batches)
-            hq, lq = batch["hq"].to(device), batch["lq"].to(device)
+            hq, lq = batch["hq"], batch["lq"]
+            if p.rot90:
+                hq, lq = rotate_pairs(hq, lq, generator)
+            hq, lq = hq.to(device), lq.to(device)
             with torch.no_grad():
                 x0, y = autoencoder.encode(hq), encode_lq(autoencoder, lq, scale)
             steps = torch.randint(diffusion.steps, (hq.shape[0],), generator=generator).to(device)
