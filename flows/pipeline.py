@@ -139,9 +139,14 @@ def sr_pipeline(stages: list[str] | None = None, force: bool = False, push: bool
             state.result()  # raises the stage's error, which fails the flow; later stages need this one
     if push:
         dvc_transfer("push", str(root))
-    eval_json = root / "metrics" / "eval.json"
+    eval_json, latency_json = root / "metrics" / "eval.json", root / "metrics" / "latency.json"
     if eval_json.exists():
-        table = metrics_table(json.loads(eval_json.read_text()))
+        report = json.loads(eval_json.read_text())
+        if latency_json.exists():  # the latency stage's timings, one more column group per method
+            for method, timing in json.loads(latency_json.read_text()).items():
+                if method in report and not method.startswith("_"):
+                    report[method]["latency"] = timing
+        table = metrics_table(report)
         create_markdown_artifact(markdown=f"# Evaluation\n\n{table}\n", key="sr-eval", description="metrics/eval.json")
     return states
 

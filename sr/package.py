@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -53,14 +52,6 @@ def select_student(report: dict[str, Any], dataset: str, metric: str, max_psnr_d
 # ---------------------------------------------------------------------------------------------------- lineage
 
 
-def git_commit(repo: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=repo, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def dvc_lock_hashes(lock: Path, paths: list[str]) -> dict[str, str | None]:
     """The md5 dvc.lock pins for each output path (None when the lock is absent or does not list it)."""
     import yaml
@@ -98,22 +89,23 @@ def model_card(name: str, version: str, student: str, report: dict, rule: dict, 
     ]
     for dataset in [d for d in report[teacher] if d != "cost"]:
         lines += [f"## Metrics: {dataset}", "",
-                  "| method | PSNR(Y) | SSIM(Y) | LPIPS | NIQE | NFE | params | latency (ms) | speedup |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| method | PSNR(Y) | SSIM(Y) | LPIPS | NIQE | NFE | params |",
+                  "|---|---|---|---|---|---|---|"]
         for m in methods:
             q, c = report[m].get(dataset, {}), report[m]["cost"]
             mark = f"**{m}**" if m == student else m
             lines.append(f"| {mark} | {_fmt(q.get('psnr_y'), 2)} | {_fmt(q.get('ssim_y'), 4)} | "
-                         f"{_fmt(q.get('lpips'), 4)} | {_fmt(q.get('niqe'), 2)} | {c['nfe']} | {c['params']:,} | "
-                         f"{_fmt(c['latency_s'] * 1000, 1)} | ×{_fmt(c['speedup_vs_teacher'], 1)} |")
+                         f"{_fmt(q.get('lpips'), 4)} | {_fmt(q.get('niqe'), 2)} | {c['nfe']} | {c['params']:,} |")
         lines.append("")
+    # Latency depends on the machine, so it is not in the package (whose bytes must repeat run to run).
+    lines += ["Latency: `metrics/latency.json` of the pipeline run (the `latency` stage, measured on its machine).", ""]
     notes = report["_info"].get("notes", [])
     if notes:
         lines += ["Notes: " + "; ".join(notes), ""]
     if grids:
         lines += ["## Comparison grids", "", "LQ | bicubic | teacher | students | HQ, zoomed crops below.", ""]
         lines += [f"![{g}]({g})" for g in grids] + [""]
-    lines += ["## Lineage", "", f"- git commit: `{lineage.get('git_commit') or 'unknown'}`"]
+    lines += ["## Lineage", ""]
     lines += [f"- `{path}` (dvc.lock md5): `{md5 or 'not in dvc.lock'}`" for path, md5 in lineage["dvc"].items()]
     lines += ["", "## Params", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)

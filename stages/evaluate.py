@@ -1,5 +1,5 @@
 """DVC stage `evaluate`: bicubic, the teacher at T and fewer steps, and every one-step student found, on the val
-shards and the held-out photos; quality, NFE, parameters and latency measured in one run."""
+shards and the held-out photos: quality, NFE and parameters (latency: the `latency` stage)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from stages._cli import parser, run
 
 PARAMS = ["seed", "degrade", "evaluate"]
 STUDENTS = ["sinsr", "tadsr", "colearn", "osediff"]
+
+
+def student_dirs(models: Path) -> dict[str, Path]:
+    """method name -> folder of every trained student under `models`."""
+    return {f"student-{r}": models / f"student-{r}" for r in STUDENTS if (models / f"student-{r}" / "config.json").is_file()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,10 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from sr.eval.evaluate import evaluate
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    students = {f"student-{r}": args.models / f"student-{r}" for r in STUDENTS
-                if (args.models / f"student-{r}" / "config.json").is_file()}
-    report = evaluate(args.teacher, students, shard_paths(args.shards, "val"), args.raw, evaluate_p, degrade, seed,
-                      args.torch_home, args.metrics, args.plots)
+    report = evaluate(args.teacher, student_dirs(args.models), shard_paths(args.shards, "val"), args.raw, evaluate_p,
+                      degrade, seed, args.torch_home, args.metrics, args.plots)
     info = report["_info"]
     focus, teacher = info["focus_dataset"], info["teacher"]
     for name, entry in report.items():
@@ -43,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         q, c = entry.get(focus, {}), entry["cost"]
         print(f"{name:>16}: {focus} PSNR(Y) {q.get('psnr_y', float('nan')):6.2f} dB  LPIPS "
-              f"{q.get('lpips', float('nan')):.4f}  NFE {c['nfe']:>2}  {c['latency_s'] * 1000:8.1f} ms  "
-              f"x{c['speedup_vs_teacher']:.1f} vs {teacher}")
+              f"{q.get('lpips', float('nan')):.4f}  NFE {c['nfe']:>2}  params {c['params']:,}"
+              + ("  (teacher)" if name == teacher else ""))
     for note in info["notes"]:
         print(f"note: {note}")
     return 0

@@ -24,15 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     pk = p.package
     card_params = {"seed": p.seed, **{k: getattr(p, k).model_dump(mode="json") for k in PARAMS[1:]}}
 
-    from sr.package import LINEAGE_PATHS, build_package, dvc_lock_hashes, git_commit, select_student
+    from sr.package import LINEAGE_PATHS, build_package, dvc_lock_hashes, select_student
 
     if not args.metrics.is_file():
         raise FileNotFoundError(f"{args.metrics}: no evaluation report; run the evaluate stage first")
     report = json.loads(args.metrics.read_text())
     student = select_student(report, pk.dataset, pk.metric, pk.max_psnr_drop_db)
     student_dir = args.models / student
-    lineage = {"git_commit": git_commit(Path.cwd()),
-               "dvc": dvc_lock_hashes(args.lock, [*LINEAGE_PATHS, f"{args.models.as_posix()}/{student}"])}
+    # No git commit: it changes with every commit, even when nothing the package is built from did.
+    lineage = {"dvc": dvc_lock_hashes(args.lock, [*LINEAGE_PATHS, f"{args.models.as_posix()}/{student}"])}
     rule = {"dataset": pk.dataset, "metric": pk.metric, "max_psnr_drop_db": pk.max_psnr_drop_db}
     grids = sorted(args.plots.glob("grid-*.png"))
     tarball = build_package(student_dir, student, report, rule, card_params, grids, lineage, pk.name, pk.version,

@@ -20,7 +20,7 @@ def fake_report(students: dict[str, tuple[float, float]], teacher_psnr: float = 
     """students: name -> (psnr_y, lpips) on heldout-realesrgan."""
     def entry(psnr: float, lpips: float, nfe: int) -> dict:
         return {"heldout-realesrgan": {"psnr_y": psnr, "ssim_y": 0.7, "lpips": lpips},
-                "cost": {"nfe": nfe, "params": 1000, "latency_s": 0.01 * nfe + 0.001, "speedup_vs_teacher": 1.0}}
+                "cost": {"nfe": nfe, "params": 1000}}
 
     report = {"bicubic": entry(23.0, 0.5, 0), "teacher-15": entry(teacher_psnr, 0.3, 15)}
     report.update({name: entry(psnr, lp, 1) for name, (psnr, lp) in students.items()})
@@ -70,7 +70,7 @@ def _workspace(root: Path) -> list[str]:
 
 def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
     args = _workspace(tmp_path)
-    monkeypatch.chdir(tmp_path)  # no git repository here: the card says "unknown" commit
+    monkeypatch.chdir(tmp_path)
     assert stage.main(args) == 0
     tarball = tmp_path / "dist" / "sr-onestep-0.1.0.tar.gz"
     first = hashlib.sha256(tarball.read_bytes()).hexdigest()
@@ -90,6 +90,8 @@ def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
     assert f"`models/student-colearn` (dvc.lock md5): `{'b' * 32}.dir`" in card
     assert "`data/shards` (dvc.lock md5): `" + "a" * 32 in card and "![grids/grid-heldout-realesrgan.png]" in card
     assert '"max_psnr_drop_db": 0.5' in card
+    assert "| **student-colearn** | 24.60 | 0.7000 | 0.2500 | – | 1 | 1,000 |" in card
+    assert "commit" not in card and "metrics/latency.json" in card  # nothing that changes run to run
 
     with tarfile.open(tarball, "r:gz") as tar:
         members = tar.getmembers()

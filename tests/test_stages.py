@@ -15,6 +15,7 @@ import stages.degrade
 import stages.distill
 import stages.download
 import stages.evaluate
+import stages.latency
 import stages.osediff
 import stages.package
 import stages.teacher
@@ -34,6 +35,7 @@ STAGES = [
       for r in ("sinsr", "tadsr", "colearn")],
     ("osediff", stages.osediff, []),
     ("evaluate", stages.evaluate, ["--torch-home", str(REPO / ".torch")]),
+    ("latency", stages.latency, []),
     ("package", stages.package, []),
 ]
 
@@ -159,4 +161,7 @@ def test_downstream_stages_write_their_outputs(pipeline):
     report = json.loads((root / "metrics/eval.json").read_text())
     assert {"bicubic", "teacher-15", "student-sinsr", "student-tadsr", "student-colearn", "student-osediff"} <= set(report)
     assert report["student-sinsr"]["cost"]["nfe"] == 1 and report["teacher-15"]["cost"]["nfe"] == 15
+    latency = json.loads((root / "metrics/latency.json").read_text())
+    assert set(report) == set(latency) and latency["teacher-15"]["speedup_vs_teacher"] == 1.0
+    assert latency["_info"]["latency_input"] == [1, 3, 16, 16]  # the first held-out crop (64 px HQ)
     assert list((root / "dist").glob("sr-onestep-*.tar.gz"))

@@ -8,8 +8,11 @@ start from the same x_T.
 Datasets: `val` (the val shards' Real-ESRGAN crops) and, from the held-out photos of data/raw, center crops with one
 fixed, seeded Real-ESRGAN degradation each (`heldout-realesrgan`) and with bicubic ×scale only (`heldout-bicubic`).
 
-Output (`metrics/eval.json`): {method: {dataset: {metric: mean}, "cost": {nfe, params, latency_s,
-speedup_vs_teacher}}, "_info": {teacher, datasets, notes, latency_input}}.
+Output (`metrics/eval.json`): {method: {dataset: {metric: mean}, "cost": {nfe, params}}, "_info": {teacher,
+focus_dataset, datasets, notes}}. Every value is a function of the inputs, so dvc.lock hashes repeat run to run.
+Wall-clock latency is machine-dependent and lives apart: `measure_latency` (the `latency` stage) writes
+`metrics/latency.json` {method: {latency_s, speedup_vs_teacher}, "_info": {teacher, latency_input, threads}} and the
+quality-vs-latency plot.
 """
 
 from __future__ import annotations
@@ -188,12 +191,40 @@ def measure_cost(methods: list[Method], lq: torch.Tensor, teacher: str, warmup: 
     """Median latency of each method on the same LQ image, timed round-robin here and now; speedup vs `teacher`."""
     fns = {m.name: (lambda m=m: m.run(lq, ["latency"])) for m in methods}
     timings = interleaved_latencies(fns, warmup, repeats)
-    cost = {m.name: {"nfe": m.nfe, "params": m.params, "latency_s": round(timings[m.name]["median_s"], 6)}
-            for m in methods}
+    cost = {m.name: {"latency_s": round(timings[m.name]["median_s"], 6)} for m in methods}
     reference = cost[teacher]["latency_s"]
     for entry in cost.values():
         entry["speedup_vs_teacher"] = round(reference / max(entry["latency_s"], 1e-9), 3)
     return cost
+
+
+def latency_input(raw_dir: Path | None, val_shards: list[Path], p: EvaluateParams, degrade: DegradeParams,
+                  seed: int) -> torch.Tensor:
+    """The LQ image every method is timed on: the first held-out Real-ESRGAN crop (the package's dataset), else the
+    first val crop."""
+    if raw_dir is not None:
+        heldout = heldout_datasets(raw_dir, p.heldout_crop, degrade, seed)["heldout-realesrgan"]
+        if heldout:
+            return heldout[0]["lq"][None]
+    return val_dataset(val_shards, 1)[0]["lq"][None]
+
+
+def measure_latency(teacher_dir: Path, student_dirs: dict[str, Path], lq: torch.Tensor, report: dict,
+                    p: EvaluateParams, seed: int, latency_path: Path, plots_dir: Path) -> dict:
+    """Time every method of `report` (eval.json) on `lq`; write latency.json and the quality-vs-latency plot CSV."""
+    methods = build_methods(teacher_dir, student_dirs, p.teacher_steps, seed)
+    teacher = report["_info"]["teacher"]
+    latency: dict[str, Any] = measure_cost(methods, lq, teacher, p.latency_warmup, p.latency_repeats)
+    latency["_info"] = {"teacher": teacher, "latency_input": list(lq.shape), "threads": torch.get_num_threads()}
+    atomic_write_text(latency_path, json.dumps(latency, indent=2, sort_keys=True) + "\n")
+    focus = report["_info"]["focus_dataset"]
+    table = []
+    for m in [m for m in report if not m.startswith("_")]:
+        q = report[m].get(focus, {})
+        table.append([m, round(latency[m]["latency_s"] * 1000, 3), report[m]["cost"]["nfe"],
+                      q.get("psnr_y", ""), q.get("ssim_y", ""), q.get("lpips", "")])
+    _write_csv(plots_dir / "quality_latency.csv", ["method", "latency_ms", "nfe", "psnr_y", "ssim_y", "lpips"], table)
+    return latency
 
 
 # ---------------------------------------------------------------------------------------------------- outputs
@@ -209,19 +240,13 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 
 def write_outputs(report: dict, rows: list[dict], grids: dict, datasets: dict[str, list[Sample]], scale: int,
                   zoom: int, metrics_path: Path, plots_dir: Path) -> None:
-    """eval.json, the dvc plots CSVs (quality vs latency: one row per method; per-image PSNR: one column per method),
-    and one comparison grid PNG per dataset."""
+    """eval.json, the per-image PSNR CSV for dvc plots (one column per method) and one comparison grid PNG per
+    dataset."""
     from sr.eval.grids import comparison_grid
 
     atomic_write_text(metrics_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     methods = [m for m in report if not m.startswith("_")]
     focus = report["_info"]["focus_dataset"]
-    table = []
-    for m in methods:
-        q = report[m].get(focus, {})
-        table.append([m, round(report[m]["cost"]["latency_s"] * 1000, 3), report[m]["cost"]["nfe"],
-                      q.get("psnr_y", ""), q.get("ssim_y", ""), q.get("lpips", "")])
-    _write_csv(plots_dir / "quality_latency.csv", ["method", "latency_ms", "nfe", "psnr_y", "ssim_y", "lpips"], table)
     per_image: dict[tuple[str, int], dict[str, float]] = {}
     for r in rows:
         if r["dataset"] == focus:
@@ -262,13 +287,10 @@ def evaluate(teacher_dir: Path, student_dirs: dict[str, Path], val_shards: list[
     for name in p.extra_metrics:
         if name not in getattr(metrics, "extras_available", []):
             notes.append(f"{name} skipped: its weights are not in evaluate.extra_weights")
-    latency_lq = datasets[focus][0]["lq"][None]
-    cost = measure_cost(methods, latency_lq, teacher, p.latency_warmup, p.latency_repeats)
-    report: dict[str, Any] = {m.name: {**means[m.name], "cost": cost[m.name]} for m in methods}
+    report: dict[str, Any] = {m.name: {**means[m.name], "cost": {"nfe": m.nfe, "params": m.params}} for m in methods}
     report["_info"] = {
         "teacher": teacher, "focus_dataset": focus, "notes": notes,
         "datasets": {d: {"images": len(s), "hq_size": list(s[0]["hq"].shape[-2:])} for d, s in datasets.items()},
-        "latency_input": list(latency_lq.shape), "threads": torch.get_num_threads(),
     }
     write_outputs(report, rows, grids, datasets, degrade.scale, p.zoom, metrics_path, plots_dir)
     for note in notes:

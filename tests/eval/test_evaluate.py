@@ -58,8 +58,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     s = fake_setup(root)
-    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], latency_warmup=1, latency_repeats=3,
-                       grid_samples=2)
+    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], grid_samples=2)
     out = ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0,
                       TORCH_HOME, root / "metrics" / "eval.json", root / "plots" / "eval")
     return root, out
@@ -86,14 +85,52 @@ def test_report_structure_methods_and_datasets(report):
         assert any("niqe skipped on val" in n for n in out["_info"]["notes"])
 
 
-def test_speedup_is_computed_from_the_measured_latencies(report):
-    _, out = report
-    teacher = out["teacher-4"]["cost"]["latency_s"]
+def test_eval_json_repeats_byte_for_byte_and_holds_no_timing(report, tmp_path):
+    root, out = report
+    s = fake_setup(tmp_path)
+    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], grid_samples=2)
+    ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0,
+                TORCH_HOME, tmp_path / "eval.json", tmp_path / "plots")
+    assert (tmp_path / "eval.json").read_bytes() == (root / "metrics" / "eval.json").read_bytes()
+    assert set(out["_info"]) == {"teacher", "focus_dataset", "notes", "datasets"}
+    assert all(set(out[m]["cost"]) == {"nfe", "params"} for m in out if not m.startswith("_"))
+
+
+@pytest.fixture(scope="module")
+def latency(report):
+    root, out = report
+    s = fake_setup(root / "again")
+    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], latency_warmup=1, latency_repeats=3)
+    lq = ev.latency_input(s["raw"], s["shards"], p, DegradeParams(scale=4, hq_size=32), 0)
+    result = ev.measure_latency(s["teacher"], s["students"], lq, out, p, 0, root / "metrics" / "latency.json",
+                                root / "plots" / "eval")
+    return root, result
+
+
+def test_latency_input_is_the_first_heldout_crop_else_the_first_val_crop(report, tmp_path):
+    s = fake_setup(tmp_path)
+    p, degrade = EvaluateParams(heldout_crop=96), DegradeParams(scale=4, hq_size=32)
+    heldout = ev.heldout_datasets(s["raw"], 96, degrade, 0)["heldout-realesrgan"][0]["lq"]
+    assert torch.equal(ev.latency_input(s["raw"], s["shards"], p, degrade, 0), heldout[None])
+    val = ev.val_dataset(s["shards"], 1)[0]["lq"]
+    assert torch.equal(ev.latency_input(None, s["shards"], p, degrade, 0), val[None])
+
+
+def test_speedup_is_computed_from_the_measured_latencies(latency):
+    root, out = latency
+    assert json.loads((root / "metrics" / "latency.json").read_text()) == out
+    assert out["_info"]["teacher"] == "teacher-4" and out["_info"]["latency_input"] == [1, 3, 24, 24]
+    teacher = out["teacher-4"]["latency_s"]
     for m in ["bicubic", "teacher-2", "student-sinsr"]:
-        cost = out[m]["cost"]
-        assert cost["speedup_vs_teacher"] == pytest.approx(teacher / cost["latency_s"], rel=1e-3, abs=1e-3)
-    assert out["teacher-4"]["cost"]["speedup_vs_teacher"] == 1.0
-    assert out["student-sinsr"]["cost"]["latency_s"] < teacher  # one network call instead of four
+        assert out[m]["speedup_vs_teacher"] == pytest.approx(teacher / out[m]["latency_s"], rel=1e-3, abs=1e-3)
+    assert out["teacher-4"]["speedup_vs_teacher"] == 1.0
+    assert out["student-sinsr"]["latency_s"] < teacher  # one network call instead of four
+    lines = (root / "plots" / "eval" / "quality_latency.csv").read_text().splitlines()
+    assert lines[0] == "method,latency_ms,nfe,psnr_y,ssim_y,lpips"
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        [m, str(round(out[m]["latency_s"] * 1000, 3)), str(n)]
+        for m, n in [("bicubic", 0), ("teacher-4", 4), ("teacher-2", 2), ("teacher-1", 1), ("student-sinsr", 1)]
+    ]
 
 
 def test_one_step_teacher_equals_the_student_path_and_bicubic_matches_the_metric(report, tmp_path):
@@ -108,10 +145,6 @@ def test_one_step_teacher_equals_the_student_path_and_bicubic_matches_the_metric
 
 def test_plots_and_grids_are_written(report):
     root, out = report
-    lines = (root / "plots" / "eval" / "quality_latency.csv").read_text().splitlines()
-    assert lines[0] == "method,latency_ms,nfe,psnr_y,ssim_y,lpips"
-    assert [line.split(",")[0] for line in lines[1:]] == ["bicubic", "teacher-4", "teacher-2", "teacher-1",
-                                                         "student-sinsr"]
     per_image = (root / "plots" / "eval" / "per_image_psnr.csv").read_text().splitlines()
     assert per_image[0] == "image,key,bicubic,teacher-4,teacher-2,teacher-1,student-sinsr" and len(per_image) == 3
     mean = np.mean([float(r.split(",")[2]) for r in per_image[1:]])

@@ -1,0 +1,54 @@
+"""DVC stage `latency`: every evaluated method timed round-robin on one LQ image, on this machine, now.
+
+The only stage whose output depends on the machine and the moment; it is kept apart so every other stage's
+dvc.lock hashes repeat run to run. Nothing downstream depends on it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sr.config import open_params
+from stages._cli import parser, run
+from stages.evaluate import student_dirs
+
+PARAMS = ["seed", "degrade", "evaluate"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser(__doc__)
+    ap.add_argument("--teacher", type=Path, default=Path("models/teacher"))
+    ap.add_argument("--models", type=Path, default=Path("models"), help="where student-<recipe>/ folders are looked up")
+    ap.add_argument("--shards", type=Path, default=Path("data/shards"), help="val-NNNNNN.tar shards")
+    ap.add_argument("--raw", type=Path, default=Path("data/raw"), help="manifest.jsonl + images/ (held-out photos)")
+    ap.add_argument("--report", type=Path, default=Path("metrics/eval.json"), help="the evaluate stage's report")
+    ap.add_argument("--metrics", type=Path, default=Path("metrics/latency.json"))
+    ap.add_argument("--plots", type=Path, default=Path("plots/eval"), help="quality_latency.csv goes here")
+    args = ap.parse_args(argv)
+    p = open_params(args.params, PARAMS)
+    evaluate_p, degrade, seed = p.evaluate, p.degrade, p.seed
+    if not args.report.is_file():
+        raise FileNotFoundError(f"{args.report}: no evaluation report; run the evaluate stage first")
+    report = json.loads(args.report.read_text())
+
+    import torch
+
+    from sr.data.shards import shard_paths
+    from sr.eval.evaluate import latency_input, measure_latency
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    raw = args.raw if (args.raw / "manifest.jsonl").is_file() else None
+    lq = latency_input(raw, shard_paths(args.shards, "val"), evaluate_p, degrade, seed)
+    latency = measure_latency(args.teacher, student_dirs(args.models), lq, report, evaluate_p, seed, args.metrics,
+                              args.plots)
+    teacher = latency["_info"]["teacher"]
+    for name, entry in latency.items():
+        if not name.startswith("_"):
+            print(f"{name:>16}: {entry['latency_s'] * 1000:8.1f} ms  x{entry['speedup_vs_teacher']:.1f} vs {teacher}"
+                  f"  (LQ {tuple(lq.shape[-2:])}, {latency['_info']['threads']} threads)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main, ValueError))
