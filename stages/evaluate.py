@@ -3,6 +3,7 @@ shards and the held-out photos: quality, NFE and parameters (latency: the `laten
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -18,12 +19,17 @@ def student_dirs(models: Path) -> dict[str, Path]:
     return {f"student-{r}": models / f"student-{r}" for r in STUDENTS if (models / f"student-{r}" / "config.json").is_file()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = parser(__doc__)
+def add_model_and_data_args(ap: argparse.ArgumentParser) -> None:
+    """The inputs `evaluate` and `latency` share: the models and the datasets they run on."""
     ap.add_argument("--teacher", type=Path, default=Path("models/teacher"))
     ap.add_argument("--models", type=Path, default=Path("models"), help="where student-<recipe>/ folders are looked up")
     ap.add_argument("--shards", type=Path, default=Path("data/shards"), help="val-NNNNNN.tar shards")
     ap.add_argument("--raw", type=Path, default=Path("data/raw"), help="manifest.jsonl + images/ (held-out photos)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser(__doc__)
+    add_model_and_data_args(ap)
     ap.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
     ap.add_argument("--plots", type=Path, default=Path("plots/eval"), help="CSVs for dvc plots and grid PNGs")
     ap.add_argument("--torch-home", type=Path, default=Path(".torch"), help="offline LPIPS / NIQE weights")

@@ -11,17 +11,14 @@ from pathlib import Path
 
 from sr.config import open_params
 from stages._cli import parser, run
-from stages.evaluate import student_dirs
+from stages.evaluate import add_model_and_data_args, student_dirs
 
 PARAMS = ["seed", "degrade", "evaluate"]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__)
-    ap.add_argument("--teacher", type=Path, default=Path("models/teacher"))
-    ap.add_argument("--models", type=Path, default=Path("models"), help="where student-<recipe>/ folders are looked up")
-    ap.add_argument("--shards", type=Path, default=Path("data/shards"), help="val-NNNNNN.tar shards")
-    ap.add_argument("--raw", type=Path, default=Path("data/raw"), help="manifest.jsonl + images/ (held-out photos)")
+    add_model_and_data_args(ap)
     ap.add_argument("--report", type=Path, default=Path("metrics/eval.json"), help="the evaluate stage's report")
     ap.add_argument("--metrics", type=Path, default=Path("metrics/latency.json"))
     ap.add_argument("--plots", type=Path, default=Path("plots/eval"), help="quality_latency.csv goes here")
