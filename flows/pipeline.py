@@ -127,6 +127,20 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def evaluation_report(metrics_dir: Path) -> dict | None:
+    """eval.json (None before the evaluate stage ran), each method with its timings from latency.json as a `latency`
+    group when the latency stage has run: timings live apart because they differ from machine to machine."""
+    eval_json, latency_json = metrics_dir / "eval.json", metrics_dir / "latency.json"
+    if not eval_json.exists():
+        return None
+    report = json.loads(eval_json.read_text())
+    if latency_json.exists():
+        for method, timing in json.loads(latency_json.read_text()).items():
+            if method in report and not method.startswith("_"):
+                report[method]["latency"] = timing
+    return report
+
+
 @flow(name="sr-pipeline")
 def sr_pipeline(stages: list[str] | None = None, force: bool = False, push: bool = False, repo: str = ".") -> dict:
     """Run the DVC stages in DAG order (all, or `stages`); returns {stage: final state name}."""
@@ -139,15 +153,13 @@ def sr_pipeline(stages: list[str] | None = None, force: bool = False, push: bool
             state.result()  # raises the stage's error, which fails the flow; later stages need this one
     if push:
         dvc_transfer("push", str(root))
-    eval_json, latency_json = root / "metrics" / "eval.json", root / "metrics" / "latency.json"
-    if eval_json.exists():
-        report = json.loads(eval_json.read_text())
-        if latency_json.exists():  # the latency stage's timings, one more column group per method
-            for method, timing in json.loads(latency_json.read_text()).items():
-                if method in report and not method.startswith("_"):
-                    report[method]["latency"] = timing
-        table = metrics_table(report)
-        create_markdown_artifact(markdown=f"# Evaluation\n\n{table}\n", key="sr-eval", description="metrics/eval.json")
+    report = evaluation_report(root / "metrics")
+    if report is not None:
+        create_markdown_artifact(
+            markdown=f"# Evaluation\n\n{metrics_table(report)}\n",
+            key="sr-eval",
+            description="metrics/eval.json + metrics/latency.json",
+        )
     return states
 
 

@@ -98,7 +98,7 @@ def model_card(name: str, version: str, student: str, report: dict, rule: dict, 
                          f"{_fmt(q.get('lpips'), 4)} | {_fmt(q.get('niqe'), 2)} | {c['nfe']} | {c['params']:,} |")
         lines.append("")
     # Latency depends on the machine, so it is not in the package (whose bytes must repeat run to run).
-    lines += ["Latency: `metrics/latency.json` of the pipeline run (the `latency` stage, measured on its machine).", ""]
+    lines += ["Latency (machine-dependent, so not in this package): `metrics/latency.json`, the `latency` stage's.", ""]
     notes = report["_info"].get("notes", [])
     if notes:
         lines += ["Notes: " + "; ".join(notes), ""]

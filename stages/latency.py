@@ -34,16 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     from sr.data.shards import shard_paths
     from sr.eval.evaluate import latency_input, measure_latency
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    raw = args.raw if (args.raw / "manifest.jsonl").is_file() else None
-    lq = latency_input(raw, shard_paths(args.shards, "val"), evaluate_p, degrade, seed)
-    latency = measure_latency(args.teacher, student_dirs(args.models), lq, report, evaluate_p, seed, args.metrics,
-                              args.plots)
-    teacher = latency["_info"]["teacher"]
+    torch.set_num_threads(min(2, os.cpu_count() or 1))  # as in evaluate: the same threads for the same work
+    focus = report["_info"]["focus_dataset"]
+    sample = latency_input(focus, shard_paths(args.shards, "val"), args.raw, evaluate_p, degrade, seed)
+    latency = measure_latency(
+        args.teacher, student_dirs(args.models), sample, report, evaluate_p, seed, args.metrics, args.plots
+    )
+    info = latency["_info"]
     for name, entry in latency.items():
         if not name.startswith("_"):
-            print(f"{name:>16}: {entry['latency_s'] * 1000:8.1f} ms  x{entry['speedup_vs_teacher']:.1f} vs {teacher}"
-                  f"  (LQ {tuple(lq.shape[-2:])}, {latency['_info']['threads']} threads)")
+            print(f"{name:>16}: {entry['latency_s'] * 1000:8.1f} ms  x{entry['speedup_vs_teacher']:.1f}")
+    print(
+        f"speedup vs {info['teacher']}; timed on {focus}[0] ({sample['key']}, LQ {tuple(sample['lq'].shape[-2:])}), "
+        f"{info['threads']} threads"
+    )
     return 0
 
 

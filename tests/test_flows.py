@@ -28,7 +28,7 @@ from prefect.client.schemas.filters import (
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.artifacts import latest_version, publish
-from flows.pipeline import metrics_table, select_stages, sr_pipeline
+from flows.pipeline import evaluation_report, metrics_table, select_stages, sr_pipeline
 from flows.retrain import RetrainParams, gate, retrain
 from flows.retrain import main as retrain_main
 from sr.storage import list_s3
@@ -188,6 +188,17 @@ def test_metrics_table_renders_nested_metrics():
         "| sinsr | 0.21 | 24.5 |",
         "| teacher | 0.2 |  |",
     ]
+
+
+def test_evaluation_report_adds_latency_only_when_the_latency_stage_ran(tmp_path):
+    assert evaluation_report(tmp_path) is None  # before the evaluate stage
+    (tmp_path / "eval.json").write_text(json.dumps({"sinsr": {"val": {"lpips": 0.21}, "cost": {"nfe": 1}}}))
+    assert metrics_table(evaluation_report(tmp_path)).splitlines()[2] == "| sinsr | 0.21 | 1 |"
+    latency = {"sinsr": {"latency_s": 0.05, "speedup_vs_teacher": 14.5}, "_info": {"threads": 2}}
+    (tmp_path / "latency.json").write_text(json.dumps(latency))
+    table = metrics_table(evaluation_report(tmp_path)).splitlines()
+    assert table[0] == "| method | val/lpips | cost/nfe | latency/latency_s | latency/speedup_vs_teacher |"
+    assert table[2:] == ["| sinsr | 0.21 | 1 | 0.05 | 14.5 |"]
 
 
 def retrain_params(repo: Path, prefix: str) -> RetrainParams:

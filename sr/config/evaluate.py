@@ -1,4 +1,4 @@
-"""Params of the `evaluate` and `package` stages."""
+"""Params of the `evaluate`, `latency` and `package` stages."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class EvaluateParams(Section):
     niqe_min_size: Annotated[int, Field(ge=8)] = 96  # NIQE is skipped on datasets with smaller images
     extra_metrics: list[Literal["dists", "musiq", "clipiqa", "maniqa"]] = []
     extra_weights: str | None = None  # folder or s3:// prefix with the extras' weight files
+    # read by the `latency` stage only: timings are machine-dependent, so they stay out of eval.json
     latency_warmup: Annotated[int, Field(ge=0)] = 2
     latency_repeats: Annotated[int, Field(ge=1)] = 10
     grid_samples: Annotated[int, Field(ge=1)] = 3

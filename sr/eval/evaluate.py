@@ -12,7 +12,7 @@ Output (`metrics/eval.json`): {method: {dataset: {metric: mean}, "cost": {nfe, p
 focus_dataset, datasets, notes}}. Every value is a function of the inputs, so dvc.lock hashes repeat run to run.
 Wall-clock latency is machine-dependent and lives apart: `measure_latency` (the `latency` stage) writes
 `metrics/latency.json` {method: {latency_s, speedup_vs_teacher}, "_info": {teacher, latency_input, threads}} and the
-quality-vs-latency plot.
+quality-vs-latency plot, timing every method on the first sample of the focus dataset (`latency_input` names it).
 """
 
 from __future__ import annotations
@@ -187,10 +187,10 @@ def score(methods: list[Method], datasets: dict[str, list[Sample]], metrics: Any
     return means, rows, grids, notes
 
 
-def measure_cost(methods: list[Method], lq: torch.Tensor, teacher: str, warmup: int, repeats: int) -> dict[str, dict]:
-    """Median latency of each method on the same LQ image, timed round-robin here and now; speedup vs `teacher`."""
-    fns = {m.name: (lambda m=m: m.run(lq, ["latency"])) for m in methods}
-    timings = interleaved_latencies(fns, warmup, repeats)
+def measure_cost(methods: list[Method], sample: Sample, teacher: str, warmup: int, repeats: int) -> dict[str, dict]:
+    """Median latency of each method on the same sample, timed round-robin here and now; speedup vs `teacher`."""
+    lq, keys = sample["lq"][None], [sample["key"]]  # its key: the same ε draw as when it was scored
+    timings = interleaved_latencies({m.name: (lambda m=m: m.run(lq, keys)) for m in methods}, warmup, repeats)
     cost = {m.name: {"latency_s": round(timings[m.name]["median_s"], 6)} for m in methods}
     reference = cost[teacher]["latency_s"]
     for entry in cost.values():
@@ -198,26 +198,38 @@ def measure_cost(methods: list[Method], lq: torch.Tensor, teacher: str, warmup: 
     return cost
 
 
-def latency_input(raw_dir: Path | None, val_shards: list[Path], p: EvaluateParams, degrade: DegradeParams,
-                  seed: int) -> torch.Tensor:
-    """The LQ image every method is timed on: the first held-out Real-ESRGAN crop (the package's dataset), else the
-    first val crop."""
-    if raw_dir is not None:
-        heldout = heldout_datasets(raw_dir, p.heldout_crop, degrade, seed)["heldout-realesrgan"]
-        if heldout:
-            return heldout[0]["lq"][None]
-    return val_dataset(val_shards, 1)[0]["lq"][None]
+def latency_input(
+    focus: str, val_shards: list[Path], raw_dir: Path | None, p: EvaluateParams, degrade: DegradeParams, seed: int
+) -> Sample:
+    """The sample every method is timed on: the first of evaluate's focus dataset (eval.json's
+    `_info.focus_dataset`), rebuilt by the same builders, so latency is measured on an input the report scored."""
+    if focus == "val":
+        return val_dataset(val_shards, 1)[0]
+    if raw_dir is None:
+        raise ValueError(f"latency: the focus dataset {focus} is built from the held-out photos; no raw folder given")
+    return heldout_datasets(raw_dir, p.heldout_crop, degrade, seed)[focus][0]
 
 
-def measure_latency(teacher_dir: Path, student_dirs: dict[str, Path], lq: torch.Tensor, report: dict,
-                    p: EvaluateParams, seed: int, latency_path: Path, plots_dir: Path) -> dict:
-    """Time every method of `report` (eval.json) on `lq`; write latency.json and the quality-vs-latency plot CSV."""
+def measure_latency(
+    teacher_dir: Path,
+    student_dirs: dict[str, Path],
+    sample: Sample,
+    report: dict,
+    p: EvaluateParams,
+    seed: int,
+    latency_path: Path,
+    plots_dir: Path,
+) -> dict:
+    """Time every method of `report` (eval.json) on `sample`; write latency.json and the quality-vs-latency CSV."""
     methods = build_methods(teacher_dir, student_dirs, p.teacher_steps, seed)
-    teacher = report["_info"]["teacher"]
-    latency: dict[str, Any] = measure_cost(methods, lq, teacher, p.latency_warmup, p.latency_repeats)
-    latency["_info"] = {"teacher": teacher, "latency_input": list(lq.shape), "threads": torch.get_num_threads()}
+    teacher, focus = report["_info"]["teacher"], report["_info"]["focus_dataset"]
+    latency: dict[str, Any] = measure_cost(methods, sample, teacher, p.latency_warmup, p.latency_repeats)
+    latency["_info"] = {
+        "teacher": teacher,
+        "threads": torch.get_num_threads(),
+        "latency_input": {"dataset": focus, "key": sample["key"], "lq_shape": list(sample["lq"].shape)},
+    }
     atomic_write_text(latency_path, json.dumps(latency, indent=2, sort_keys=True) + "\n")
-    focus = report["_info"]["focus_dataset"]
     table = []
     for m in [m for m in report if not m.startswith("_")]:
         q = report[m].get(focus, {})

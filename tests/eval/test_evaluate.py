@@ -92,6 +92,8 @@ def test_eval_json_repeats_byte_for_byte_and_holds_no_timing(report, tmp_path):
     ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0,
                 TORCH_HOME, tmp_path / "eval.json", tmp_path / "plots")
     assert (tmp_path / "eval.json").read_bytes() == (root / "metrics" / "eval.json").read_bytes()
+    text = (tmp_path / "eval.json").read_text()
+    assert "latency" not in text and "speedup" not in text and "threads" not in text  # the latency stage's
     assert set(out["_info"]) == {"teacher", "focus_dataset", "notes", "datasets"}
     assert all(set(out[m]["cost"]) == {"nfe", "params"} for m in out if not m.startswith("_"))
 
@@ -101,25 +103,34 @@ def latency(report):
     root, out = report
     s = fake_setup(root / "again")
     p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], latency_warmup=1, latency_repeats=3)
-    lq = ev.latency_input(s["raw"], s["shards"], p, DegradeParams(scale=4, hq_size=32), 0)
-    result = ev.measure_latency(s["teacher"], s["students"], lq, out, p, 0, root / "metrics" / "latency.json",
-                                root / "plots" / "eval")
+    sample = ev.latency_input(
+        out["_info"]["focus_dataset"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0
+    )
+    result = ev.measure_latency(
+        s["teacher"], s["students"], sample, out, p, 0, root / "metrics" / "latency.json", root / "plots" / "eval"
+    )
     return root, result
 
 
-def test_latency_input_is_the_first_heldout_crop_else_the_first_val_crop(report, tmp_path):
+def test_latency_input_is_the_first_sample_of_the_focus_dataset(report, tmp_path):
     s = fake_setup(tmp_path)
     p, degrade = EvaluateParams(heldout_crop=96), DegradeParams(scale=4, hq_size=32)
-    heldout = ev.heldout_datasets(s["raw"], 96, degrade, 0)["heldout-realesrgan"][0]["lq"]
-    assert torch.equal(ev.latency_input(s["raw"], s["shards"], p, degrade, 0), heldout[None])
-    val = ev.val_dataset(s["shards"], 1)[0]["lq"]
-    assert torch.equal(ev.latency_input(None, s["shards"], p, degrade, 0), val[None])
+    heldout = ev.heldout_datasets(s["raw"], 96, degrade, 0)
+    for focus in ["heldout-realesrgan", "heldout-bicubic"]:
+        sample = ev.latency_input(focus, s["shards"], s["raw"], p, degrade, 0)
+        assert sample["key"] == heldout[focus][0]["key"] and torch.equal(sample["lq"], heldout[focus][0]["lq"])
+    val = ev.val_dataset(s["shards"], 1)[0]
+    sample = ev.latency_input("val", s["shards"], None, p, degrade, 0)
+    assert sample["key"] == val["key"] and torch.equal(sample["lq"], val["lq"])
+    with pytest.raises(ValueError, match="held-out photos"):
+        ev.latency_input("heldout-realesrgan", s["shards"], None, p, degrade, 0)
 
 
 def test_speedup_is_computed_from_the_measured_latencies(latency):
     root, out = latency
     assert json.loads((root / "metrics" / "latency.json").read_text()) == out
-    assert out["_info"]["teacher"] == "teacher-4" and out["_info"]["latency_input"] == [1, 3, 24, 24]
+    assert out["_info"]["teacher"] == "teacher-4"
+    assert out["_info"]["latency_input"] == {"dataset": "heldout-realesrgan", "key": "img0", "lq_shape": [3, 24, 24]}
     teacher = out["teacher-4"]["latency_s"]
     for m in ["bicubic", "teacher-2", "student-sinsr"]:
         assert out[m]["speedup_vs_teacher"] == pytest.approx(teacher / out[m]["latency_s"], rel=1e-3, abs=1e-3)
