@@ -34,7 +34,7 @@ from sr.models.osediff import (
     merge,
     save_sd,
 )
-from sr.models.tagger import Prompter, Tagger, load_tagger
+from sr.models.tagger import Prompter, load_tagger
 from sr.storage import atomic_dir, atomic_write_text, materialize
 from sr.train.checkpoint import fingerprint, load_latest, rng_state, save_checkpoint, set_rng_state
 from sr.train.curves import Curves
@@ -344,11 +344,10 @@ def load_student(student_dir: str | Path, cache_dir: Path | None = None) -> OSED
     else:
         sd = _base_sd(student_dir, config, cache_dir)
         gen = load_generator(sd, student_dir, config["vae_sample"])
-    tagger = None
-    if "tagger" in config:
-        t = config["tagger"]
-        tagger = Tagger(materialize(t["path"], cache_dir or student_dir.parent / ".cache"), t["threshold"],
-                        t["max_tags"])
+    t = config.get("tagger")
+    prompt = PromptParams(kind="tagger", tagger_path=t["path"], tagger_threshold=t["threshold"],
+                          tagger_max_tags=t["max_tags"]) if t else PromptParams()
+    tagger = load_tagger(prompt, cache_dir or student_dir.parent / ".cache")
     prompter = Prompter(sd.text_encoder, sd.tokenizer, config["prompt"], tagger)
     return OSEDiffStudent(gen.requires_grad_(False), prompter, config["scale"])
 
