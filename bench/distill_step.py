@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipes", nargs="*", default=["sinsr", "tadsr", "colearn"])
     args = ap.parse_args(argv)
 
-    from sr.data.trajectories import trajectory_shards
-    from sr.models.build import load_model_dir
+    from sr.models.resshift import ResShiftModel
     from sr.train.distill import train_distill
+    from sr.train.trajectories import trajectory_shards
 
     params = load_params(args.params)
     shards = trajectory_shards(args.trajectories)
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         })  # fmt: skip
         stats: list[dict[str, float]] = []
         with tempfile.TemporaryDirectory() as tmp:
-            train_distill(recipe, p, load_model_dir(args.teacher), params.seed, shards, Path(tmp) / "student",
+            train_distill(recipe, p, ResShiftModel.from_pretrained(args.teacher), params.seed, shards, Path(tmp) / "student",
                           Path(tmp) / "work", Path(tmp) / "curves.csv", on_step=lambda step, s: stats.append(s))
         timed = stats[args.warmup:]
         step_s = statistics.mean(s["step_s"] for s in timed)

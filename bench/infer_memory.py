@@ -27,19 +27,15 @@ CHILD = (
 
 
 def tiny_model(folder: Path) -> Path:
+    """A random-init model at the embedded default's teacher architecture (params.yaml)."""
     import torch
 
-    from sr.config import AutoencoderParams, DiffusionParams, SwinUNetParams, UNetParams
-    from sr.diffusion.resshift import ResShift
-    from sr.models.build import ResShiftModel, build_autoencoder, build_denoiser, model_config, save_model_dir
+    from sr.config import load_params
+    from sr.models.resshift import ResShiftModel
 
     torch.manual_seed(0)
-    unet = UNetParams()  # the embedded default's size (attention on the half-resolution level)
-    ae = build_autoencoder(AutoencoderParams(), folder, 4)
-    config = model_config("unet", unet, SwinUNetParams(), AutoencoderParams(), DiffusionParams(), 4, ae.channels)
-    model = ResShiftModel(build_denoiser("unet", unet, SwinUNetParams(), ae.channels).eval(), ae,
-                          ResShift.from_params(DiffusionParams()), config)
-    save_model_dir(folder / "model", model)
+    p = load_params(REPO / "params.yaml")
+    ResShiftModel.build(p.teacher, p.degrade.scale, folder, inference_steps=1).save_pretrained(folder / "model")
     return folder / "model"
 
 

@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from sr.data.shards import iter_samples, shard_paths
-    from sr.data.trajectories import noise_for, trajectory_shards
-    from sr.models.build import load_model_dir
-    from sr.train.teacher import encode_lq
+    from sr.models.resshift import ResShiftModel
+    from sr.seeds import noise, trajectory_noise_seed
+    from sr.train.trajectories import trajectory_shards
 
-    model = load_model_dir(args.teacher)
+    model = ResShiftModel.from_pretrained(args.teacher)
     train = list(itertools.islice(iter_samples(shard_paths(args.shards, "train")), args.samples))
 
     start = time.perf_counter()
@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(0, len(train), args.batch):
             batch = train[i : i + args.batch]
             lq = torch.stack([s["lq"] for s in batch])
-            y = encode_lq(model.autoencoder, lq, model.scale)
-            noise = torch.stack([noise_for(s["key"], 0, tuple(y.shape[1:]))[1] for s in batch])
-            model.diffusion.sample(model.denoiser, y, lq, noise, deterministic=True)
+            y = model.encode_lq(lq)
+            eps = torch.stack([noise(trajectory_noise_seed(0, s["key"]), tuple(y.shape[1:])) for s in batch])
+            model.diffusion.sample(model.denoiser, y, lq, eps, deterministic=True)
     sampled = len(train) / (time.perf_counter() - start)
 
     start = time.perf_counter()

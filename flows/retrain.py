@@ -15,8 +15,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from flows.artifacts import exists_s3, latest_version, publish, version_uri
 from flows.pipeline import dvc_transfer, sr_pipeline, stage_task
+from sr.package import SELECTION_FILE
+from sr.publish import exists_s3, latest_version, publish, version_uri
 from sr.storage import StorageError, read_s3_bytes
 
 
@@ -26,26 +27,11 @@ class RetrainParams(BaseModel):
     publish_prefix: str  # s3://bucket/models
     package_name: str = "sr-onestep"
     repo: str = "."
-    metrics_path: str = "metrics/eval.json"  # eval.json or a package's model-card json, relative to repo
-    method: str = "sinsr"  # the packaged student's key in the metrics json
-    dataset: str | None = None  # set when the metrics are nested per dataset: {method: {dataset: {metric: v}}}
-    metric: str = "lpips"
-    lower_is_better: bool = True
     refresh_stage: str = "download"  # forced, since new objects under an s3:// source change no dvc dependency
     dist_dir: str = "dist"
     push: bool = True  # `dvc push` before publishing, so the published model's lineage is in the DVC remote
     s3_retries: int = 3
     s3_retry_delay_s: float = 10.0
-
-
-def metric_value(metrics: dict, params: RetrainParams, where: str) -> float:
-    keys = [params.method, *([params.dataset] if params.dataset else []), params.metric]
-    value = metrics
-    for depth, key in enumerate(keys):
-        if not isinstance(value, dict) or key not in value:
-            raise KeyError(f"{where}: no key {'/'.join(keys[: depth + 1])!r}")
-        value = value[key]
-    return float(value)
 
 
 def find_package(dist: Path, name: str) -> tuple[Path, str]:
@@ -57,18 +43,19 @@ def find_package(dist: Path, name: str) -> tuple[Path, str]:
 
 
 @task(cache_policy=NO_CACHE)
-def published_metric(params: RetrainParams) -> tuple[str, float | None] | None:
-    """(version, metric) of what `latest` names; None when nothing is published, metric None when it has none."""
+def published_selection(params: RetrainParams) -> tuple[str, dict | None] | None:
+    """(version, selection.json) of what `latest` names; None when nothing is published, the record None when the
+    version has none."""
     version = latest_version(params.publish_prefix, params.package_name, retries=0)
     if version is None:
         return None
-    uri = version_uri(params.publish_prefix, params.package_name, version, "metrics.json")
+    uri = version_uri(params.publish_prefix, params.package_name, version, SELECTION_FILE)
     if not exists_s3(uri, retries=0):
         return version, None
     try:
-        return version, metric_value(json.loads(read_s3_bytes(uri, retries=0)), params, uri)
-    except (KeyError, ValueError) as exc:  # a renamed metric must not block every later release
-        get_run_logger().warning(f"cannot compare with the published model: {exc}")
+        return version, json.loads(read_s3_bytes(uri, retries=0))
+    except ValueError as exc:  # an unreadable record must not block every later release
+        get_run_logger().warning(f"{uri}: cannot compare with the published model: {exc}")
         return version, None
 
 
@@ -77,17 +64,21 @@ def s3_trouble(task, task_run, state) -> bool:
     return isinstance(state.data, StorageError)
 
 
-def gate(candidate: float, current: tuple[str, float | None] | None, params: RetrainParams) -> tuple[bool, str]:
-    """Promote only a strict improvement; returns (promote, why)."""
-    name = f"{params.metric} ({'lower' if params.lower_is_better else 'higher'} is better)"
+def gate(candidate: dict, current: tuple[str, dict | None] | None) -> tuple[bool, str]:
+    """Promote only a strict improvement of the package's own rule (selection.json); returns (promote, why)."""
+    what = f"{candidate['student']} {candidate['metric']} on {candidate['dataset']} = {candidate['value']:.6g}"
     if current is None:
-        return True, f"nothing published yet; candidate {name} = {candidate:.6g}"
-    version, value = current
-    if value is None:
-        return True, f"published {version} has no {params.metric} to compare; candidate = {candidate:.6g}"
-    better = candidate < value if params.lower_is_better else candidate > value
+        return True, f"nothing published yet; candidate {what}"
+    version, published = current
+    if published is None:
+        return True, f"published {version} has no {SELECTION_FILE} to compare; candidate {what}"
+    if (published["dataset"], published["metric"]) != (candidate["dataset"], candidate["metric"]):
+        return True, (f"published {version} was chosen by {published['metric']} on {published['dataset']}, not "
+                      f"comparable; candidate {what}")
+    value = published["value"]
+    better = candidate["value"] < value if candidate["lower_is_better"] else candidate["value"] > value
     verdict = "better than" if better else "not better than"
-    return better, f"candidate {name} = {candidate:.6g} is {verdict} published {version} = {value:.6g}"
+    return better, f"candidate {what} is {verdict} published {version} ({published['student']}) = {value:.6g}"
 
 
 @flow(name="sr-retrain")
@@ -97,19 +88,18 @@ def retrain(params: RetrainParams) -> str:
     repo = Path(params.repo).resolve()
     stage_task(params.refresh_stage)(params.refresh_stage, str(repo), force=True)
     sr_pipeline(repo=str(repo))
-    metrics_file = repo / params.metrics_path
-    candidate = metric_value(json.loads(metrics_file.read_text()), params, str(metrics_file))
     tarball, version = find_package(repo / params.dist_dir, params.package_name)
+    selection = repo / params.dist_dir / f"{params.package_name}-{version}" / SELECTION_FILE
     s3_options = {"retries": params.s3_retries, "retry_delay_seconds": params.s3_retry_delay_s}
     s3_options["retry_condition_fn"] = s3_trouble
-    promote, why = gate(candidate, published_metric.with_options(**s3_options)(params), params)
+    promote, why = gate(json.loads(selection.read_text()), published_selection.with_options(**s3_options)(params))
     if not promote:
         outcome = f"kept the published model: {why}"
     else:
         if params.push:
             dvc_transfer("push", str(repo))
         publish_task = task(publish, cache_policy=NO_CACHE, name="publish", **s3_options)
-        publish_task(tarball, params.publish_prefix, params.package_name, version, metrics_file, retries=0)
+        publish_task(tarball, params.publish_prefix, params.package_name, version, selection, retries=0)
         outcome = f"published {params.package_name}@{version}: {why}"
     log.info(outcome)
     create_markdown_artifact(markdown=f"# Retrain\n\n{outcome}\n", key="sr-retrain", description="promotion gate")

@@ -16,7 +16,6 @@ import argparse
 import math
 import os
 import sys
-import tarfile
 import tempfile
 from collections.abc import Callable
 from itertools import product
@@ -27,7 +26,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sr.models.build import ResShiftModel, load_model_dir
+from sr.data.images import ImageError, load_rgb8, save_png
+from sr.models.loader import load_model
+from sr.models.resshift import ResShiftModel
+from sr.package import PackageError, unpack_package
+from sr.storage import StorageError, materialize
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right on the latent grid
 MIN_LATENT = 8  # smallest latent canvas side: the UNet's deepest GroupNorm needs more than one value
@@ -37,26 +40,8 @@ ENCODE_MARGIN = 2  # latent pixels of context around a tile's bicubic↑lq: cove
 # ---------------------------------------------------------------------------------------------------- loading
 
 
-def unpack_package(tarball: Path, dest: Path) -> Path:
-    """Extract a package tarball (one top folder) into `dest`, check it against its SHA256SUMS, return the folder."""
-    from flows.artifacts import check_member, verify_package
-
-    with tarfile.open(tarball, "r:gz") as tf:
-        members = tf.getmembers()
-        if not members:
-            raise ValueError(f"{tarball}: empty archive")
-        top = members[0].name.split("/")[0]
-        for member in members:
-            check_member(member, top, str(tarball))
-        tf.extractall(dest, filter="data")
-    verify_package(dest / top, str(tarball))
-    return dest / top
-
-
 def resolve_model(spec: str, cache_dir: Path) -> Path:
-    """A local model folder for a folder, a package .tar.gz, or an s3:// URI of either."""
-    from sr.storage import materialize
-
+    """A local model folder for a folder, a package .tar.gz (verified), or an s3:// URI of either."""
     path = materialize(spec, cache_dir)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
         return unpack_package(path, Path(tempfile.mkdtemp(dir=cache_dir, prefix="package-")))
@@ -65,30 +50,7 @@ def resolve_model(spec: str, cache_dir: Path) -> Path:
     return path
 
 
-def load_model(model_dir: Path) -> ResShiftModel | torch.nn.Module:
-    """A ResShift-family model, or an OSEDiff student (a callable lq -> hq) when the folder holds one."""
-    import json
-
-    config = json.loads((model_dir / "config.json").read_text())
-    if "arch" in config:
-        return load_model_dir(model_dir)
-    from sr.train.osediff import load_student  # diffusers is heavy: only for OSEDiff folders
-
-    return load_student(model_dir)
-
-
 # ---------------------------------------------------------------------------------------------------- tiling
-
-
-def latent_align(model: ResShiftModel) -> int:
-    """Latent sizes the denoiser accepts are multiples of this."""
-    config = model.config
-    match config["arch"]:
-        case "unet":
-            return 2 ** (len(config["unet"]["channel_mult"]) - 1)
-        case "resshift_swin":
-            return int(config["swin"]["window_size"]) * 2 ** (len(config["swin"]["channel_mult"]) - 1)
-    raise ValueError(f"unknown arch {config['arch']!r}")
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -132,15 +94,16 @@ def blend(boxes: list[Box], fn: Callable[[Box], torch.Tensor], size: tuple[int, 
 
 
 @torch.no_grad()
-def upscale(model: ResShiftModel, lq: torch.Tensor, seed: int, steps: int = 1, tile: int | None = None,
+def upscale(model: ResShiftModel, lq: torch.Tensor, seed: int, steps: int | None = None, tile: int | None = None,
             overlap: int = 16, progress: bool = False) -> torch.Tensor:
-    """lq (1,3,h,w) in [-1,1] -> (1,3,h·scale,w·scale) in [-1,1] with `steps` deterministic steps (1: the one-step
-    student; the model's T: the full teacher). `tile` / `overlap` are in LQ pixels; None: one tile."""
+    """lq (1,3,h,w) in [-1,1] -> (1,3,h·scale,w·scale) in [-1,1] with `steps` deterministic steps (None: the
+    folder's own, 1 for a one-step student, T for the teacher). `tile` / `overlap` are in LQ pixels; None: one
+    tile."""
     scale, factor = model.scale, int(model.autoencoder.factor)
     if factor % scale:
         raise ValueError(f"tiling needs the autoencoder factor ({factor}) to be a multiple of the scale ({scale})")
     ratio = factor // scale  # lq pixels per latent pixel
-    align = latent_align(model)
+    align = model.size_multiple
     h, w = lq.shape[-2:]
     # pad (replicating edges) to whole latent multiples of `align`, and to MIN_LATENT so norms see several values
     least = ratio * max(align, math.ceil(MIN_LATENT / align) * align)
@@ -156,7 +119,7 @@ def upscale(model: ResShiftModel, lq: torch.Tensor, seed: int, steps: int = 1, t
     boxes = [(r, r + tile_h, c, c + tile_w)
              for r, c in product(tile_starts(size[0], tile_h, over), tile_starts(size[1], tile_w, over))]
     device = lq.device
-    channels = int(model.config["latent_channels"])
+    channels = model.config.latent_channels
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((1, channels, *size), generator=generator).to(device)
 
@@ -171,8 +134,8 @@ def upscale(model: ResShiftModel, lq: torch.Tensor, seed: int, steps: int = 1, t
         up = F.interpolate(crop, scale_factor=scale, mode="bicubic", align_corners=False)
         return model.autoencoder.encode(up)[..., inner[0]:inner[1], inner[2]:inner[3]]
 
-    diffusion = model.diffusion.respaced(steps) if steps != model.diffusion.steps else model.diffusion
-    ticks = len(boxes) * (steps + 2)
+    diffusion = model.schedule(steps)
+    ticks = len(boxes) * (diffusion.steps + 2)
     bar = tqdm(total=ticks, desc="upscale", disable=not progress or len(boxes) == 1, mininterval=1)
 
     def model_fn(x: torch.Tensor, t: torch.Tensor, _lq: torch.Tensor) -> torch.Tensor:
@@ -202,8 +165,6 @@ def to_image(x: torch.Tensor):
 
 def save_image(img, path: Path) -> None:
     """PNG through the project's deterministic writer; any other extension through Pillow; atomic either way."""
-    from sr.data.images import save_png
-
     if path.suffix.lower() == ".png":
         save_png(img, path)
         return
@@ -224,15 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, help="model folder, package .tar.gz, or s3:// URI of either")
     ap.add_argument("--tile", type=int, default=128, help="tile size in LQ pixels (0: never tile; default 128)")
     ap.add_argument("--overlap", type=int, default=32, help="tile overlap in LQ pixels (default 32)")
-    ap.add_argument("--steps", type=int, default=1, help="sampler steps (1 for students; the teacher's T for it)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model folder's own)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", type=Path, default=None, help="where s3:// models and packages are unpacked")
     args = ap.parse_args(argv)
-
-    from flows.artifacts import PackageError
-    from sr.data.images import ImageError, load_rgb8
-    from sr.storage import StorageError
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     try:
@@ -243,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             model = load_model(resolve_model(args.model, cache))
             lq = to_tensor(img).to(args.device)
             if isinstance(model, ResShiftModel):
-                model.denoiser.to(args.device)
-                model.autoencoder.to(args.device)
+                model.to(args.device)
                 tile = args.tile if args.tile > 0 else None
                 hq = upscale(model, lq, args.seed, args.steps, tile, args.overlap, progress=True)
             else:

@@ -2,6 +2,9 @@
 folder files, a model card, eval.json, the comparison grids, SHA256SUMS) and a byte-deterministic
 `dist/<name>-<version>.tar.gz`: sorted members, mtime 0, uid/gid 0, no user names, gzip mtime 0 and no file name,
 so the same inputs always give the same bytes (and the same sha256) on any machine.
+
+`unpack_package` is the one way a package is opened (sr-upscale, sr-fetch): every member must stay under the
+package's top folder, and every file must match SHA256SUMS, or nothing is used.
 """
 
 from __future__ import annotations
@@ -10,15 +13,28 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+import yaml
 
 from sr.storage import atomic_dir, atomic_write_bytes
 
 LOWER_IS_BETTER = {"lpips", "niqe", "dists"}
 LINEAGE_PATHS = ["data/raw", "data/shards", "models/teacher"]  # plus the chosen student's folder
+SELECTION_FILE = "selection.json"
+
+
+class PackageError(RuntimeError):
+    """A package that is missing, unsafe, corrupt or conflicting: retrying does not help (unlike a StorageError)."""
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class SelectionError(ValueError):
@@ -54,8 +70,6 @@ def select_student(report: dict[str, Any], dataset: str, metric: str, max_psnr_d
 
 def dvc_lock_hashes(lock: Path, paths: list[str]) -> dict[str, str | None]:
     """The md5 dvc.lock pins for each output path (None when the lock is absent or does not list it)."""
-    import yaml
-
     found: dict[str, str | None] = {p: None for p in paths}
     if not lock.is_file():
         return found
@@ -74,18 +88,27 @@ def _fmt(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "–"
 
 
-def model_card(name: str, version: str, student: str, report: dict, rule: dict, lineage: dict, params: dict,
-               grids: list[str]) -> str:
+def selection_record(report: dict[str, Any], student: str, dataset: str, metric: str, max_psnr_drop_db: float,
+                     name: str, version: str) -> dict[str, Any]:
+    """selection.json: which student the package ships and its score by the rule that chose it. The retrain flow's
+    promotion gate compares this record with the published one's."""
+    return {"name": name, "version": version, "student": student, "dataset": dataset, "metric": metric,
+            "value": report[student][dataset][metric], "lower_is_better": metric in LOWER_IS_BETTER,
+            "max_psnr_drop_db": max_psnr_drop_db}
+
+
+def model_card(selection: dict, report: dict, lineage: dict, scale: int, grids: list[str]) -> str:
+    name, version, student = selection["name"], selection["version"], selection["student"]
     teacher = report["_info"]["teacher"]
     methods = [m for m in report if not m.startswith("_")]
     lines = [
         f"# {name} {version}", "",
-        (f"One-step diffusion super-resolution (×{params.get('degrade', {}).get('scale', '?')}): **{student}**, "
-         f"distilled from the ResShift teacher ({teacher})."), "",
+        (f"One-step diffusion super-resolution (×{scale}): **{student}**, distilled from the ResShift teacher "
+         f"({teacher})."), "",
         "## Use", "", "```", f"sr-upscale in.png out.png --model {name}-{version}.tar.gz", "```", "",
         "## Selection rule", "",
-        (f"Best `{rule['metric']}` on `{rule['dataset']}` among the students whose PSNR(Y) is at least the "
-         f"teacher's minus {rule['max_psnr_drop_db']} dB."), "",
+        (f"Best `{selection['metric']}` on `{selection['dataset']}` among the students whose PSNR(Y) is at least the "
+         f"teacher's minus {selection['max_psnr_drop_db']} dB: {selection['value']:.4f}."), "",
     ]
     for dataset in [d for d in report[teacher] if d != "cost"]:
         lines += [f"## Metrics: {dataset}", "",
@@ -106,9 +129,8 @@ def model_card(name: str, version: str, student: str, report: dict, rule: dict, 
         lines += ["## Comparison grids", "", "LQ | bicubic | teacher | students | HQ, zoomed crops below.", ""]
         lines += [f"![{g}]({g})" for g in grids] + [""]
     lines += ["## Lineage", ""]
-    lines += [f"- `{path}` (dvc.lock md5): `{md5 or 'not in dvc.lock'}`" for path, md5 in lineage["dvc"].items()]
-    lines += ["", "## Params", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```", ""]
-    return "\n".join(lines)
+    lines += [f"- `{path}` (dvc.lock md5): `{md5 or 'not in dvc.lock'}`" for path, md5 in lineage.items()]
+    return "\n".join([*lines, ""])
 
 
 # ---------------------------------------------------------------------------------------------------- archive
@@ -140,10 +162,11 @@ def deterministic_tarball(folder: Path, top: str) -> bytes:
     return out.getvalue()
 
 
-def build_package(student_dir: Path, student: str, report: dict, rule: dict, params: dict, grids: list[Path],
-                  lineage: dict, name: str, version: str, dist_dir: Path) -> Path:
-    """Write dist/<name>-<version>/ (replaced whole, atomically) and dist/<name>-<version>.tar.gz; return the tarball."""
-    top = f"{name}-{version}"
+def build_package(student_dir: Path, selection: dict, report: dict, grids: list[Path], lineage: dict, scale: int,
+                  dist_dir: Path) -> Path:
+    """Write dist/<name>-<version>/ (replaced whole, atomically) and dist/<name>-<version>.tar.gz; return the tarball.
+    `lineage`: output path -> its dvc.lock md5."""
+    top = f"{selection['name']}-{selection['version']}"
     final = dist_dir / top
     with atomic_dir(final) as build:
         for path in sorted(student_dir.rglob("*")):
@@ -157,10 +180,63 @@ def build_package(student_dir: Path, student: str, report: dict, rule: dict, par
             shutil.copyfile(grid, build / "grids" / grid.name)
             grid_names.append(f"grids/{grid.name}")
         (build / "eval.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        (build / "README.md").write_text(model_card(name, version, student, report, rule, lineage, params, grid_names))
+        (build / SELECTION_FILE).write_text(json.dumps(selection, indent=2, sort_keys=True) + "\n")
+        (build / "README.md").write_text(model_card(selection, report, lineage, scale, grid_names))
         files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
         sums = "".join(f"{sha256_bytes((build / f).read_bytes())}  {f}\n" for f in files)
         (build / "SHA256SUMS").write_text(sums)
     tarball = dist_dir / f"{top}.tar.gz"
     atomic_write_bytes(tarball, deterministic_tarball(final, top))
     return tarball
+
+
+# ---------------------------------------------------------------------------------------------------- opening
+
+
+def check_member(member: tarfile.TarInfo, top: str, where: str) -> None:
+    """Reject anything that would land outside `top/`: absolute paths, `..`, escaping links (the "data" extraction
+    filter then refuses devices and odd permissions)."""
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts or path.parts[:1] != (top,):
+        raise PackageError(f"{where}: unsafe path {member.name!r} (everything must be under {top}/)")
+    if member.issym() or member.islnk():
+        target = path.parent / member.linkname if member.issym() else PurePosixPath(member.linkname)
+        resolved = os.path.normpath(str(target))
+        if PurePosixPath(member.linkname).is_absolute() or not (resolved + "/").startswith(top + "/"):
+            raise PackageError(f"{where}: link {member.name!r} -> {member.linkname!r} points outside {top}/")
+
+
+def verify_package(root: Path, where: str) -> None:
+    """Every file of the unpacked package matches SHA256SUMS, and no file is missing or extra."""
+    if not (root / "SHA256SUMS").is_file():
+        raise PackageError(f"{where}: no SHA256SUMS in the package")
+    sums = {}
+    for line in (root / "SHA256SUMS").read_text().splitlines():
+        digest, _, rel = line.partition("  ")  # `sha256sum` format: <hex>, two spaces, relative path
+        if len(digest) != 64 or not rel:
+            raise PackageError(f"{where}/SHA256SUMS: not a '<sha256>  <path>' line: {line!r}")
+        sums[rel] = digest
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()} - {"SHA256SUMS"}
+    odd = sorted(files ^ set(sums))  # listed but absent, or present but not listed
+    if odd:
+        raise PackageError(f"{where}/{odd[0]}: " + ("not in the package" if odd[0] in sums else "not in SHA256SUMS"))
+    for rel, digest in sums.items():
+        if sha256_file(root / rel) != digest:
+            raise PackageError(f"{where}/{rel}: sha256 mismatch: the file is corrupt")
+
+
+def unpack_package(tarball: Path, dest: Path) -> Path:
+    """Extract a package tarball (one top folder) into `dest`, check it against its SHA256SUMS, return the folder."""
+    try:
+        with tarfile.open(tarball, "r:gz") as tf:
+            members = tf.getmembers()
+            if not members:
+                raise PackageError(f"{tarball}: empty archive")
+            top = members[0].name.split("/")[0]
+            for member in members:
+                check_member(member, top, str(tarball))
+            tf.extractall(dest, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:  # a truncated archive, a device file...
+        raise PackageError(f"{tarball}: cannot unpack: {exc}") from None
+    verify_package(dest / top, str(tarball))
+    return dest / top

@@ -6,6 +6,7 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ...), so they neve
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -164,6 +165,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, value: object) -> None:
+    """Indented, keys sorted, a final newline: the same value always gives the same bytes."""
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 @contextmanager

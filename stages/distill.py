@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import get_args
 
-from sr.config import open_params
+from sr.config import DistillRecipe, open_params
 from stages._cli import parser, run
 
-PARAMS = ["seed", "distill"]
+SHARED = ["seed", "distill.targets", "distill.sample_every", "distill.val_batch_size", "distill.train"]
+
+
+def params(recipe: str) -> list[str]:
+    """What `distill@<recipe>` reads: the shared keys and its own section (dvc.yaml: `distill.${item}`)."""
+    return [*SHARED, f"distill.{recipe}"]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__)
-    ap.add_argument("--recipe", required=True, choices=["sinsr", "tadsr", "colearn"])
+    ap.add_argument("--recipe", required=True, choices=get_args(DistillRecipe))
     ap.add_argument("--teacher", type=Path, default=Path("models/teacher"))
     ap.add_argument("--trajectories", type=Path, default=Path("data/trajectories"), help="cached teacher targets")
     ap.add_argument("--shards", type=Path, default=Path("data/shards"), help="val shards (and train, when online)")
@@ -23,18 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curves", type=Path, help="default plots/distill-<recipe>.csv")
     ap.add_argument("--torch-home", type=Path, default=Path(".torch"), help="offline LPIPS weights, if provisioned")
     args = ap.parse_args(argv)
-    p = open_params(args.params, PARAMS)
     recipe = args.recipe
-    if recipe not in p.distill.recipes:
-        raise ValueError(f"{args.params}: distill.recipes {p.distill.recipes} does not enable --recipe {recipe}")
+    p = open_params(args.params, params(recipe))
+    distill, seed = p.distill, p.seed
 
     from sr.data.shards import iter_samples, shard_paths
-    from sr.data.trajectories import trajectory_shards
-    from sr.models.build import load_model_dir
-    from sr.train.distill import evaluate_student, train_distill
+    from sr.eval.metrics import Metrics
+    from sr.eval.scoring import student_report
+    from sr.models.resshift import ResShiftModel
+    from sr.pretrained import available_metrics
+    from sr.storage import atomic_write_json
+    from sr.train.distill import train_distill
+    from sr.train.trajectories import trajectory_shards
 
-    distill, seed = p.distill, p.seed
-    teacher = load_model_dir(args.teacher)
+    teacher = ResShiftModel.from_pretrained(args.teacher)
     data = shard_paths(args.shards, "train") if distill.targets == "online" else trajectory_shards(args.trajectories)
     val = list(iter_samples(shard_paths(args.shards, "val")))
     began = time.perf_counter()
@@ -44,15 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         samples_dir=args.work / f"samples-{recipe}",
     )
     seconds = round(time.perf_counter() - began, 1)
-    metrics = evaluate_student(
-        student, teacher, val, seed, args.metrics or Path(f"metrics/train-{recipe}.json"), args.torch_home,
-        distill.val_batch_size, extra={"recipe": recipe, "train_steps": distill.train.steps},
-    )
+    lpips = "lpips" in available_metrics(args.torch_home)
+    m = student_report(student, teacher, val, seed, Metrics(args.torch_home), distill.val_batch_size, lpips)
     # Wall-clock time stays out of the metrics file: dvc.lock hashes it, and it must not change between reruns.
-    print(
-        f"distill {recipe}: {distill.train.steps} steps in {seconds} s; val PSNR(Y) one-step {metrics['psnr_y_student']:.2f} dB, teacher "
-        f"{metrics['psnr_y_teacher']:.2f} dB ({teacher.diffusion.steps} steps), bicubic {metrics['psnr_y_bicubic']:.2f} dB"
-    )
+    atomic_write_json(args.metrics or Path(f"metrics/train-{recipe}.json"),
+                      {**m, "recipe": recipe, "train_steps": distill.train.steps})
+    print(f"distill {recipe}: {distill.train.steps} steps in {seconds} s; val PSNR(Y) one-step "
+          f"{m['psnr_y_student']:.2f} dB, teacher {m['psnr_y_teacher']:.2f} dB ({teacher.diffusion.steps} steps), "
+          f"bicubic {m['psnr_y_bicubic']:.2f} dB")
     return 0
 
 

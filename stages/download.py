@@ -7,7 +7,7 @@ from pathlib import Path
 from sr.config import open_params
 from stages._cli import parser, run
 
-PARAMS = ["seed", "download", "degrade.hq_size"]
+PARAMS = ["seed", "download"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sr.data.sources import download
 
-    summary = download(p.download, min_size=p.degrade.hq_size, seed=p.seed, out_dir=args.out)
+    summary = download(p.download, seed=p.seed, out_dir=args.out)
     print(summary)
     return 0
 

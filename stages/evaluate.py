@@ -10,13 +10,16 @@ from pathlib import Path
 from sr.config import open_params
 from stages._cli import parser, run
 
-PARAMS = ["seed", "degrade", "evaluate"]
-STUDENTS = ["sinsr", "tadsr", "colearn", "osediff"]
+PARAMS = ["seed", "degrade", "evaluate", "distill.recipes"]
 
 
-def student_dirs(models: Path) -> dict[str, Path]:
-    """method name -> folder of every trained student under `models`."""
-    return {f"student-{r}": models / f"student-{r}" for r in STUDENTS if (models / f"student-{r}" / "config.json").is_file()}
+def student_dirs(models: Path, recipes: list[str]) -> dict[str, Path]:
+    """method name -> folder of every student the pipeline trains: one per distill recipe, and OSEDiff's."""
+    dirs = {f"student-{name}": models / f"student-{name}" for name in [*recipes, "osediff"]}
+    missing = [str(folder) for folder in dirs.values() if not (folder / "config.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no student model folder; run its stage first")
+    return dirs
 
 
 def add_model_and_data_args(ap: argparse.ArgumentParser) -> None:
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from sr.eval.evaluate import evaluate
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    report = evaluate(args.teacher, student_dirs(args.models), shard_paths(args.shards, "val"), args.raw, evaluate_p,
+    report = evaluate(args.teacher, student_dirs(args.models, p.distill.recipes), shard_paths(args.shards, "val"), args.raw, evaluate_p,
                       degrade, seed, args.torch_home, args.metrics, args.plots)
     info = report["_info"]
     focus, teacher = info["focus_dataset"], info["teacher"]

@@ -13,7 +13,7 @@ from sr.config import open_params
 from stages._cli import parser, run
 from stages.evaluate import add_model_and_data_args, student_dirs
 
-PARAMS = ["seed", "degrade", "evaluate"]
+PARAMS = ["seed", "degrade", "evaluate", "distill.recipes"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     focus = report["_info"]["focus_dataset"]
     sample = latency_input(focus, shard_paths(args.shards, "val"), args.raw, evaluate_p, degrade, seed)
     latency = measure_latency(
-        args.teacher, student_dirs(args.models), sample, report, evaluate_p, seed, args.metrics, args.plots
+        args.teacher, student_dirs(args.models, p.distill.recipes), sample, report, evaluate_p, seed, args.metrics, args.plots
     )
     info = latency["_info"]
     for name, entry in latency.items():

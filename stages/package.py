@@ -9,7 +9,7 @@ from pathlib import Path
 from sr.config import open_params
 from stages._cli import parser, run
 
-PARAMS = ["seed", "degrade", "teacher", "distill", "osediff", "evaluate", "package"]
+PARAMS = ["degrade.scale", "package"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,32 +22,34 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     p = open_params(args.params, PARAMS)
     pk = p.package
-    card_params = {"seed": p.seed, **{k: getattr(p, k).model_dump(mode="json") for k in PARAMS[1:]}}
 
-    from sr.package import LINEAGE_PATHS, build_package, dvc_lock_hashes, select_student
+    from sr.package import (
+        LINEAGE_PATHS,
+        SELECTION_FILE,
+        build_package,
+        dvc_lock_hashes,
+        select_student,
+        selection_record,
+    )
+    from sr.publish import publish
 
     if not args.metrics.is_file():
         raise FileNotFoundError(f"{args.metrics}: no evaluation report; run the evaluate stage first")
     report = json.loads(args.metrics.read_text())
     student = select_student(report, pk.dataset, pk.metric, pk.max_psnr_drop_db)
-    student_dir = args.models / student
+    selection = selection_record(report, student, pk.dataset, pk.metric, pk.max_psnr_drop_db, pk.name, pk.version)
     # No git commit: it changes with every commit, even when nothing the package is built from did.
-    lineage = {"dvc": dvc_lock_hashes(args.lock, [*LINEAGE_PATHS, f"{args.models.as_posix()}/{student}"])}
-    rule = {"dataset": pk.dataset, "metric": pk.metric, "max_psnr_drop_db": pk.max_psnr_drop_db}
+    lineage = dvc_lock_hashes(args.lock, [*LINEAGE_PATHS, f"{args.models.as_posix()}/{student}"])
     grids = sorted(args.plots.glob("grid-*.png"))
-    tarball = build_package(student_dir, student, report, rule, card_params, grids, lineage, pk.name, pk.version,
-                            args.out)
+    tarball = build_package(args.models / student, selection, report, grids, lineage, p.degrade.scale, args.out)
     print(f"package: {student} -> {tarball}")
     if pk.publish:
-        from flows.artifacts import PackageError, publish
-
-        try:
-            publish(tarball, pk.publish, pk.name, pk.version, args.metrics)
-        except PackageError as exc:
-            raise ValueError(str(exc)) from None
+        publish(tarball, pk.publish, pk.name, pk.version, args.out / f"{pk.name}-{pk.version}" / SELECTION_FILE)
         print(f"package: published {pk.name}@{pk.version} to {pk.publish}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(main, ValueError))
+    from sr.package import PackageError
+
+    raise SystemExit(run(main, ValueError, PackageError))

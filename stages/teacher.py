@@ -1,4 +1,4 @@
-"""DVC stage `teacher`: train the ResShift teacher on the train shards, or import official weights."""
+"""DVC stage `teacher`: train the ResShift teacher on the train shards, or import official weights; score it on val."""
 
 from __future__ import annotations
 
@@ -19,18 +19,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curves", type=Path, default=Path("plots/teacher.csv"))
     args = ap.parse_args(argv)
     p = open_params(args.params, PARAMS)
-
-    from sr.data.shards import shard_paths
-    from sr.train.teacher import evaluate_teacher, import_teacher, train_teacher
-
     teacher, scale, seed = p.teacher, p.degrade.scale, p.seed
+
+    from sr.data.shards import iter_samples, shard_paths
+    from sr.eval.metrics import Metrics
+    from sr.eval.scoring import teacher_report
+    from sr.models.resshift import ResShiftModel
+    from sr.pretrained import default_torch_home
+    from sr.storage import atomic_write_json, atomic_write_text
+    from sr.train.teacher import train_teacher
+
     if teacher.checkpoint:
-        model = import_teacher(teacher, scale, args.out, args.work / "cache")
-        args.curves.parent.mkdir(parents=True, exist_ok=True)
-        args.curves.write_text("step,loss,lr\n")
+        model = ResShiftModel.from_official(teacher, scale, args.work / "cache")
+        model.save_pretrained(args.out)
+        atomic_write_text(args.curves, "step,loss,lr\n")  # nothing trained: the curves are empty
     else:
         model = train_teacher(teacher, seed, scale, shard_paths(args.shards, "train"), args.out, args.work, args.curves)
-    metrics = evaluate_teacher(model, shard_paths(args.shards, "val"), seed, args.metrics)
+    val = list(iter_samples(shard_paths(args.shards, "val")))
+    metrics = teacher_report(model, val, seed, Metrics(default_torch_home()))
+    atomic_write_json(args.metrics, metrics)
     print(f"teacher: val PSNR(Y) {metrics['psnr_y_teacher']:.2f} dB vs bicubic {metrics['psnr_y_bicubic']:.2f} dB")
     return 0
 

@@ -20,14 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     p = open_params(args.params, PARAMS)
 
     from sr.data.shards import shard_paths
-    from sr.data.trajectories import cache_trajectories
-    from sr.models.build import load_model_dir
+    from sr.models.resshift import WEIGHTS_FILE, ResShiftModel
     from sr.train.checkpoint import fingerprint
+    from sr.train.trajectories import cache_trajectories
 
-    model = load_model_dir(args.teacher)
+    model = ResShiftModel.from_pretrained(args.teacher)
     train = shard_paths(args.shards, "train")
     # Partial shards of a run with other inputs must never be resumed: key the work folder by every input.
-    work = args.work / fingerprint(p.trajectories.model_dump_json(), p.seed, args.teacher / "model.safetensors", *train)
+    work = args.work / fingerprint(p.trajectories.model_dump_json(), p.seed, args.teacher / WEIGHTS_FILE, *train)
     count = cache_trajectories(model, train, args.out, work, p.seed, p.trajectories)
     print(f"trajectories: {count} samples cached in {args.out}")
     return 0

@@ -18,15 +18,18 @@ from sr.config.data import (
     Source,
     UrlSource,
 )
-from sr.config.evaluate import EvaluateParams, PackageParams
-from sr.config.file import Params, ParamsView, load_params, open_params, parse_params
+from sr.config.evaluate import EvalDataset, EvaluateParams, PackageParams
+from sr.config.file import Params, ParamsView, load_overlay, load_params, merge, open_params, parse_params
 from sr.config.osediff import OSEDIFF_NEG_PROMPT, LoraParams, OsediffParams, PromptParams, SmallSDParams
 from sr.config.training import (
+    AutoencoderKind,
     AutoencoderParams,
     ColearnParams,
+    DenoiserArch,
     DiffusionParams,
     DistillParams,
     DistillRecipe,
+    EmaTrainParams,
     MixedPrecision,
     SinsrParams,
     SwinUNetParams,
@@ -39,17 +42,21 @@ from sr.config.training import (
 
 __all__ = [
     "OSEDIFF_NEG_PROMPT",
+    "AutoencoderKind",
     "AutoencoderParams",
     "BlurParams",
     "BundledSource",
     "ColearnParams",
     "DegradationStage",
     "DegradeParams",
+    "DenoiserArch",
     "DiffusionParams",
     "DirSource",
     "DistillParams",
     "DistillRecipe",
     "DownloadParams",
+    "EmaTrainParams",
+    "EvalDataset",
     "EvaluateParams",
     "KernelKind",
     "LoraParams",
@@ -74,7 +81,9 @@ __all__ = [
     "TrajectoriesParams",
     "UNetParams",
     "UrlSource",
+    "load_overlay",
     "load_params",
+    "merge",
     "open_params",
     "parse_params",
 ]  # fmt: skip

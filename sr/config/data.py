@@ -37,25 +37,25 @@ Source = Annotated[BundledSource | DirSource | UrlSource | S3Source, Field(discr
 
 class DownloadParams(Section):
     sources: Annotated[list[Source], Field(min_length=1)]
-    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
-    min_val_images: Annotated[int, Field(ge=1)] = 1
-    retries: Annotated[int, Field(ge=0)] = 3
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
+    min_val_images: Annotated[int, Field(ge=1)]
+    min_size: Annotated[int, Field(ge=8)]  # photos with a shorter side are rejected (rejected.jsonl says why)
+    retries: Annotated[int, Field(ge=0)]
 
 
 KernelKind = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
-ALL_KERNELS: list[KernelKind] = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
 
 
 class BlurParams(Section):
     """One blur of the Real-ESRGAN kernel family (first or second stage)."""
 
-    kernel_size: Annotated[int, Field(ge=3, le=31)] = 21
-    kernel_list: list[KernelKind] = ALL_KERNELS
-    kernel_prob: list[Probability] = [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
-    sinc_prob: Probability = 0.1
-    sigma: Range = (0.2, 3.0)
-    betag_range: Range = (0.5, 4.0)
-    betap_range: Range = (1.0, 2.0)
+    kernel_size: Annotated[int, Field(ge=3, le=31)]
+    kernel_list: list[KernelKind]
+    kernel_prob: list[Probability]
+    sinc_prob: Probability
+    sigma: Range
+    betag_range: Range
+    betap_range: Range
 
     @field_validator("kernel_size")
     @classmethod
@@ -81,13 +81,13 @@ class BlurParams(Section):
 class DegradationStage(Section):
     """Resize, noise and JPEG of one Real-ESRGAN stage."""
 
-    resize_prob: tuple[Probability, Probability, Probability] = (0.2, 0.7, 0.1)  # up, down, keep
-    resize_range: Range = (0.15, 1.5)
-    gaussian_noise_prob: Probability = 0.5
-    noise_range: Range = (1.0, 30.0)
-    poisson_scale_range: Range = (0.05, 3.0)
-    gray_noise_prob: Probability = 0.4
-    jpeg_range: Range = (30.0, 95.0)
+    resize_prob: tuple[Probability, Probability, Probability]  # up, down, keep
+    resize_range: Range
+    gaussian_noise_prob: Probability
+    noise_range: Range
+    poisson_scale_range: Range
+    gray_noise_prob: Probability
+    jpeg_range: Range
 
     @field_validator("resize_range", "noise_range", "poisson_scale_range", "jpeg_range")
     @classmethod
@@ -103,24 +103,22 @@ class DegradationStage(Section):
 
 
 class DegradeParams(Section):
-    """Real-ESRGAN second-order degradation; defaults are ResShift/SinSR/TAD-SR's `degradation:` block."""
+    """Real-ESRGAN second-order degradation (params.yaml carries ResShift/SinSR/TAD-SR's `degradation:` block)."""
 
-    scale: Literal[2, 4] = 4
-    hq_size: Annotated[int, Field(ge=16)] = 64
-    train_crops_per_image: Annotated[int, Field(ge=1)] = 64
-    val_crops_per_image: Annotated[int, Field(ge=1)] = 8
-    shard_size: Annotated[int, Field(ge=1)] = 512
-    use_hflip: bool = True
-    blur1: BlurParams = BlurParams()
-    stage1: DegradationStage = DegradationStage()
-    second_order_prob: Probability = 0.5
-    second_blur_prob: Probability = 0.8
-    blur2: BlurParams = BlurParams(kernel_size=15, sigma=(0.2, 1.5))
-    stage2: DegradationStage = DegradationStage(
-        resize_prob=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_range=(1.0, 25.0), poisson_scale_range=(0.05, 2.5)
-    )
-    final_sinc_prob: Probability = 0.8
-    usm_sharpen: bool = False  # Real-ESRGAN's USM on the HQ (the target too); ResShift's `use_sharp: False`
+    scale: Literal[2, 4]
+    hq_size: Annotated[int, Field(ge=16)]
+    train_crops_per_image: Annotated[int, Field(ge=1)]
+    val_crops_per_image: Annotated[int, Field(ge=1)]
+    shard_size: Annotated[int, Field(ge=1)]
+    use_hflip: bool
+    blur1: BlurParams
+    stage1: DegradationStage
+    second_order_prob: Probability
+    second_blur_prob: Probability
+    blur2: BlurParams
+    stage2: DegradationStage
+    final_sinc_prob: Probability
+    usm_sharpen: bool  # Real-ESRGAN's USM on the HQ (the target too); ResShift's `use_sharp: False`
 
     @field_validator("hq_size")
     @classmethod

@@ -8,31 +8,33 @@ from pydantic import Field
 
 from sr.config.base import Section
 
+EvalDataset = Literal["val", "heldout-realesrgan", "heldout-bicubic"]
+
 
 class EvaluateParams(Section):
     """Compare bicubic, the teacher at T and fewer steps, and every one-step student on the val shards and on
     center crops of the held-out photos (one fixed, seeded Real-ESRGAN degradation each, and bicubic-only)."""
 
-    heldout_crop: Annotated[int, Field(ge=16)] = 256  # HQ center-crop size of each held-out photo
-    teacher_steps: list[Annotated[int, Field(ge=1)]] = [4, 1]  # the teacher respaced, without distillation
-    max_val_samples: Annotated[int, Field(ge=1)] | None = None  # None: every val-shard sample
-    lpips_net: Literal["alex", "vgg"] = "alex"
-    niqe_min_size: Annotated[int, Field(ge=8)] = 96  # NIQE is skipped on datasets with smaller images
-    extra_metrics: list[Literal["dists", "musiq", "clipiqa", "maniqa"]] = []
-    extra_weights: str | None = None  # folder or s3:// prefix with the extras' weight files
+    heldout_crop: Annotated[int, Field(ge=16)]  # HQ center-crop size of each held-out photo
+    teacher_steps: list[Annotated[int, Field(ge=1)]]  # the teacher respaced, without distillation
+    max_val_samples: Annotated[int, Field(ge=1)] | None  # None: every val-shard sample
+    lpips_net: Literal["alex", "vgg"]
+    niqe_min_size: Annotated[int, Field(ge=8)]  # NIQE is skipped on datasets with smaller images
+    extra_metrics: list[Literal["dists", "musiq", "clipiqa", "maniqa"]]
+    extra_weights: str | None  # folder or s3:// prefix with the extras' weight files
     # read by the `latency` stage only: timings are machine-dependent, so they stay out of eval.json
-    latency_warmup: Annotated[int, Field(ge=0)] = 2
-    latency_repeats: Annotated[int, Field(ge=1)] = 10
-    grid_samples: Annotated[int, Field(ge=1)] = 3
-    zoom: Annotated[int, Field(ge=1)] = 3  # magnification of the zoomed crop under each grid cell
+    latency_warmup: Annotated[int, Field(ge=0)]
+    latency_repeats: Annotated[int, Field(ge=1)]
+    grid_samples: Annotated[int, Field(ge=1)]
+    zoom: Annotated[int, Field(ge=1)]  # magnification of the zoomed crop under each grid cell
 
 
 class PackageParams(Section):
     """Pick one student by a rule on `metrics/eval.json`, package it, optionally publish it."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "sr-onestep"
-    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")] = "0.1.0"
-    dataset: str = "heldout-realesrgan"  # the eval dataset the rule reads
-    metric: Literal["lpips", "psnr_y", "ssim_y", "niqe"] = "lpips"  # best one wins among the qualified
-    max_psnr_drop_db: Annotated[float, Field(ge=0)] = 0.5  # qualified: PSNR(Y) >= teacher - this
-    publish: Annotated[str, Field(pattern=r"^s3://[^/]+")] | None = None
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")]
+    dataset: EvalDataset  # the eval dataset the rule reads
+    metric: Literal["lpips", "psnr_y", "ssim_y", "niqe"]  # best one wins among the qualified
+    max_psnr_drop_db: Annotated[float, Field(ge=0)]  # qualified: PSNR(Y) >= teacher - this
+    publish: Annotated[str, Field(pattern=r"^s3://[^/]+")] | None

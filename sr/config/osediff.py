@@ -1,4 +1,4 @@
-"""Params of the OSEDiff recipe (METHODS.md §4): base model, LoRA, prompts, losses."""
+"""Params of the OSEDiff recipe (docs/methods.md §4): base model, LoRA, prompts, losses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from sr.config.base import Probability, Section
-from sr.config.training import MixedPrecision, TrainParams
+from sr.config.training import TrainParams
 
 OSEDIFF_NEG_PROMPT = (
     "painting, oil painting, illustration, drawing, art, sketch, cartoon, CG Style, 3D render, unreal engine, "
@@ -17,30 +17,32 @@ OSEDIFF_NEG_PROMPT = (
 
 
 class PromptParams(Section):
-    """Text conditioning (METHODS.md §4.4): none = the empty prompt, fixed = `text`, tagger = the tags a tagger
+    """Text conditioning (docs/methods.md §4.4): none = the empty prompt, fixed = `text`, tagger = the tags a tagger
     (sr/models/tagger.py) reads off each HQ crop in training and off the upsampled LQ at inference, then `text`.
     The negative prompt only feeds the real score's classifier-free guidance."""
 
-    kind: Literal["none", "fixed", "tagger"] = "none"
-    text: str = ""
+    kind: Literal["none", "fixed", "tagger"]
+    text: str  # must be "" for kind none
     negative: str = OSEDIFF_NEG_PROMPT
     tagger_path: str | None = None  # a transformers image classifier or CLIP + tags.txt folder (path or s3://)
     tagger_threshold: Probability = 0.68  # RAM's default class threshold
     tagger_max_tags: Annotated[int, Field(ge=1)] = 16
 
     @model_validator(mode="after")
-    def _tagger_needs_path(self) -> PromptParams:
+    def _consistent(self) -> PromptParams:
         if self.kind == "tagger" and self.tagger_path is None:
             raise ValueError("prompt kind 'tagger' needs tagger_path")
+        if self.kind == "none" and self.text:
+            raise ValueError(f"prompt kind 'none' takes no text, got {self.text!r} (use kind 'fixed')")
         return self
 
 
 class LoraParams(Section):
-    """PEFT LoRA on the VAE encoder and the UNet; defaults are OSEDiff's (METHODS.md §4.1). A module is adapted
-    when its weight's name contains one of the patterns (bias and norm weights never)."""
+    """PEFT LoRA on the VAE encoder and the UNet (docs/methods.md §4.1); the target patterns default to OSEDiff's.
+    A module is adapted when its weight's name contains one of the patterns (bias and norm weights never)."""
 
-    rank: Annotated[int, Field(ge=1)] = 4
-    alpha: Annotated[float, Field(gt=0)] = 8.0  # scaling alpha/rank = 2
+    rank: Annotated[int, Field(ge=1)]
+    alpha: Annotated[float, Field(gt=0)]  # scaling alpha/rank
     vae_targets: list[str] = ["conv1", "conv2", "conv_in", "conv_shortcut", "conv", "conv_out",
                               "to_k", "to_q", "to_v", "to_out.0"]  # fmt: skip
     unet_targets: list[str] = ["to_k", "to_q", "to_v", "to_out.0", "conv", "conv1", "conv2", "conv_in",
@@ -50,16 +52,16 @@ class LoraParams(Section):
 class SmallSDParams(Section):
     """The SD-shaped stand-in of the embedded default: same component classes as SD-2.1, CPU-sized."""
 
-    vae_channels: list[Annotated[int, Field(ge=8)]] = [32, 32, 64, 64]  # 4 levels: x8 downscale like SD
-    vae_layers_per_block: Annotated[int, Field(ge=1)] = 1
-    unet_channels: list[Annotated[int, Field(ge=8)]] = [32, 64]
-    unet_layers_per_block: Annotated[int, Field(ge=1)] = 1
-    attention_head_dim: Annotated[int, Field(ge=4)] = 8
-    cross_attention_dim: Annotated[int, Field(ge=8)] = 32  # = text_hidden_size
-    norm_num_groups: Annotated[int, Field(ge=1)] = 8
-    text_layers: Annotated[int, Field(ge=1)] = 2
-    text_heads: Annotated[int, Field(ge=1)] = 2
-    text_intermediate_size: Annotated[int, Field(ge=8)] = 64
+    vae_channels: list[Annotated[int, Field(ge=8)]]  # n levels: x2^(n-1) downscale (SD: 4 levels, x8)
+    vae_layers_per_block: Annotated[int, Field(ge=1)]
+    unet_channels: list[Annotated[int, Field(ge=8)]]
+    unet_layers_per_block: Annotated[int, Field(ge=1)]
+    attention_head_dim: Annotated[int, Field(ge=4)]
+    cross_attention_dim: Annotated[int, Field(ge=8)]  # = text_hidden_size
+    norm_num_groups: Annotated[int, Field(ge=1)]
+    text_layers: Annotated[int, Field(ge=1)]
+    text_heads: Annotated[int, Field(ge=1)]
+    text_intermediate_size: Annotated[int, Field(ge=8)]
 
     @model_validator(mode="after")
     def _divisible(self) -> SmallSDParams:
@@ -75,29 +77,28 @@ class SmallSDParams(Section):
 
 
 class OsediffParams(Section):
-    """OSEDiff (METHODS.md §4): LoRA'd SD VAE encoder + UNet, one step at t=999, L2 + LPIPS + VSD."""
+    """OSEDiff (docs/methods.md §4): LoRA'd SD VAE encoder + UNet, one step at t=999, L2 + LPIPS + VSD. It ships
+    its trained weights, not an average: there is no EMA (train has no ema_rate). `train.mixed_precision` also sets
+    the weight dtype of the frozen real-score UNet on a GPU."""
 
-    checkpoint: str | None = None  # diffusers-format SD folder or s3:// prefix; None: build `small`
-    small: SmallSDParams = SmallSDParams()
+    checkpoint: str | None  # diffusers-format SD folder or s3:// prefix; None: build `small`
+    small: SmallSDParams
     # brief pre-training of `small` (checkpoint None): the VAE as an autoencoder, then the UNet's eps-prediction
-    base_vae_steps: Annotated[int, Field(ge=0)] = 200
-    base_steps: Annotated[int, Field(ge=0)] = 200
-    base_lr: Annotated[float, Field(gt=0)] = 1e-3
-    lora: LoraParams = LoraParams()
-    prompt: PromptParams = PromptParams()
-    vae_sample: Literal["sample", "mode"] = "sample"  # the reference samples the posterior even at test time
-    lambda_l2: Annotated[float, Field(ge=0)] = 1.0
-    lambda_lpips: Annotated[float, Field(ge=0)] = 2.0
-    lambda_vsd: Annotated[float, Field(ge=0)] = 1.0
-    cfg_scale: Annotated[float, Field(ge=1)] = 7.5
-    t_min: Annotated[int, Field(ge=0)] = 20
-    t_max: Annotated[int, Field(le=1000)] = 980  # VSD timesteps t ~ U[t_min, t_max)
-    gradient_checkpointing: bool = False
-    mixed_precision: MixedPrecision = "no"  # weight dtype of the frozen real-score UNet and text encoder
-    vae_tiling: bool = False
-    train: TrainParams = TrainParams(
-        steps=300, batch_size=4, lr=5e-5, weight_decay=1e-2, grad_clip=1.0, ema_rate=0.0, ckpt_every=100
-    )
+    base_vae_steps: Annotated[int, Field(ge=0)]
+    base_steps: Annotated[int, Field(ge=0)]
+    base_lr: Annotated[float, Field(gt=0)]
+    lora: LoraParams
+    prompt: PromptParams
+    vae_sample: Literal["sample", "mode"]  # the reference samples the posterior even at test time
+    lambda_l2: Annotated[float, Field(ge=0)]
+    lambda_lpips: Annotated[float, Field(ge=0)]
+    lambda_vsd: Annotated[float, Field(ge=0)]
+    cfg_scale: Annotated[float, Field(ge=1)]
+    t_min: Annotated[int, Field(ge=0)]
+    t_max: Annotated[int, Field(le=1000)]  # VSD timesteps t ~ U[t_min, t_max)
+    gradient_checkpointing: bool
+    vae_tiling: bool
+    train: TrainParams
 
     @model_validator(mode="after")
     def _t_range(self) -> OsediffParams:

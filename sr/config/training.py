@@ -8,36 +8,41 @@ from pydantic import Field, field_validator, model_validator
 
 from sr.config.base import Section
 
+MixedPrecision = Literal["no", "fp16", "bf16"]
+AutoencoderKind = Literal["pixel_unshuffle", "vq_f4", "kl"]
+DenoiserArch = Literal["unet", "resshift_swin"]
+
 
 class DiffusionParams(Section):
-    """ResShift's exponential η schedule (METHODS.md §1.2); defaults are v1 (T=15)."""
+    """ResShift's exponential η schedule (docs/methods.md §1.2); v1 is T=15, κ=2, p=0.3, 0.04, 0.99."""
 
-    steps: Annotated[int, Field(ge=2)] = 15
-    kappa: Annotated[float, Field(gt=0)] = 2.0
-    power: Annotated[float, Field(gt=0)] = 0.3
-    min_noise_level: Annotated[float, Field(gt=0)] = 0.04
-    etas_end: Annotated[float, Field(gt=0, lt=1)] = 0.99
+    steps: Annotated[int, Field(ge=2)]
+    kappa: Annotated[float, Field(gt=0)]
+    power: Annotated[float, Field(gt=0)]
+    min_noise_level: Annotated[float, Field(gt=0)]
+    etas_end: Annotated[float, Field(gt=0, lt=1)]
 
 
 class AutoencoderParams(Section):
-    kind: Literal["pixel_unshuffle", "vq_f4", "kl"] = "pixel_unshuffle"
-    checkpoint: str | None = None  # vq_f4: official .pth; kl: diffusers folder; path or s3:// URI
+    kind: AutoencoderKind
+    checkpoint: str | None  # vq_f4: official .pth; kl: diffusers folder; path or s3:// URI
 
 
 class UNetParams(Section):
-    """The small teacher/student UNet of the embedded default (1.1 M params; fwd+bwd of a batch of 32 48x16x16
-    latents ~0.14 s on 2 CPU cores; model_channels=64 is 4.4 M params and ~0.36 s)."""
+    """The small teacher/student UNet of the embedded default (model_channels 32: 1.1 M params; fwd+bwd of a batch
+    of 32 48x16x16 latents ~0.14 s on 2 CPU cores; model_channels 64: 4.4 M params and ~0.36 s)."""
 
-    model_channels: Annotated[int, Field(ge=8)] = 32
-    channel_mult: list[Annotated[int, Field(ge=1)]] = [1, 2]
-    num_res_blocks: Annotated[int, Field(ge=1)] = 2
-    attention_levels: list[int] = [1]  # indices into channel_mult that get a self-attention block
-    num_head_channels: Annotated[int, Field(ge=8)] = 32
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    model_channels: Annotated[int, Field(ge=8)]
+    channel_mult: list[Annotated[int, Field(ge=1)]]
+    num_res_blocks: Annotated[int, Field(ge=1)]
+    attention_levels: list[int]  # indices into channel_mult that get a self-attention block
+    num_head_channels: Annotated[int, Field(ge=8)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
 
 
 class SwinUNetParams(Section):
-    """ResShift's UNetModelSwin (METHODS.md §1.4); defaults are the official realsr ×4 config (118.59 M params)."""
+    """ResShift's UNetModelSwin (docs/methods.md §1.4). params.yaml (arch unet) carries none of these keys: the
+    defaults are the official realsr ×4 architecture (118.59 M params), which official checkpoints must match."""
 
     image_size: int = 64
     model_channels: int = 160
@@ -68,38 +73,42 @@ class SwinUNetParams(Section):
         return self
 
 
-MixedPrecision = Literal["no", "fp16", "bf16"]
 
 
 class TrainParams(Section):
-    """An explicit training loop's knobs, shared by every trainer."""
+    """An explicit training loop's knobs, shared by every trainer (sr/train/loop.py reads them)."""
 
-    steps: Annotated[int, Field(ge=1)] = 1000
-    batch_size: Annotated[int, Field(ge=1)] = 32
-    grad_accum: Annotated[int, Field(ge=1)] = 1
-    lr: Annotated[float, Field(gt=0)] = 5e-5
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    grad_clip: Annotated[float, Field(ge=0)] = 0.0  # 0: off
-    ema_rate: Annotated[float, Field(ge=0, lt=1)] = 0.999
-    mixed_precision: MixedPrecision = "no"
-    ckpt_every: Annotated[int, Field(ge=1)] = 200
-    log_every: Annotated[int, Field(ge=1)] = 20
-    num_workers: Annotated[int, Field(ge=0)] = 1
-    shuffle_buffer: Annotated[int, Field(ge=1)] = 1000
+    steps: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=1)]  # per optimizer step, over all processes together
+    grad_accum: Annotated[int, Field(ge=1)]
+    lr: Annotated[float, Field(gt=0)]
+    warmup_steps: Annotated[int, Field(ge=0)]
+    weight_decay: Annotated[float, Field(ge=0)]
+    grad_clip: Annotated[float, Field(ge=0)]  # 0: off
+    mixed_precision: MixedPrecision
+    ckpt_every: Annotated[int, Field(ge=1)]
+    log_every: Annotated[int, Field(ge=1)]
+    num_workers: Annotated[int, Field(ge=0)]
+    shuffle_buffer: Annotated[int, Field(ge=1)]
+
+
+class EmaTrainParams(TrainParams):
+    """A loop that ships the exponential moving average of its weights (the teacher and the students)."""
+
+    ema_rate: Annotated[float, Field(ge=0, lt=1)]
 
 
 class TeacherParams(Section):
-    checkpoint: str | None = None  # official ResShift .pth (path or s3://): import instead of training
-    arch: Literal["unet", "resshift_swin"] = "unet"
-    unet: UNetParams = UNetParams()
+    checkpoint: str | None  # official ResShift .pth (path or s3://): import instead of training
+    arch: DenoiserArch
+    unet: UNetParams
     swin: SwinUNetParams = SwinUNetParams()
-    autoencoder: AutoencoderParams = AutoencoderParams()
-    diffusion: DiffusionParams = DiffusionParams()
-    train: TrainParams = TrainParams()
+    autoencoder: AutoencoderParams
+    diffusion: DiffusionParams
+    train: EmaTrainParams
     # Each training pair is rotated by a random multiple of 90° as it is drawn (the shards already flip): with a
     # few photos the teacher otherwise learns their orientations. Off reproduces ResShift (hflip only).
-    rot90: bool = True
+    rot90: bool
 
     @model_validator(mode="after")
     def _import_needs_swin(self) -> TeacherParams:
@@ -109,10 +118,9 @@ class TeacherParams(Section):
 
 
 class TrajectoriesParams(Section):
-    keep_intermediate: bool = False
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    shard_size: Annotated[int, Field(ge=1)] = 512
-    mixed_precision: MixedPrecision = "no"
+    batch_size: Annotated[int, Field(ge=1)]
+    shard_size: Annotated[int, Field(ge=1)]
+    mixed_precision: MixedPrecision
 
 
 DistillRecipe = Literal["sinsr", "tadsr", "colearn"]
@@ -120,52 +128,55 @@ Weight = Annotated[float, Field(ge=0)]
 
 
 class SinsrParams(Section):
-    """SinSR (METHODS.md §2.2): L = distill + inverse + gt, weights 1:1:1 in the reference config."""
+    """SinSR (docs/methods.md §2.2): L = distill + inverse + gt, weights 1:1:1 in the reference config."""
 
-    lambda_distill: Weight = 1.0
-    lambda_inverse: Weight = 1.0
-    lambda_gt: Weight = 1.0
+    lambda_distill: Weight
+    lambda_inverse: Weight
+    lambda_gt: Weight
 
 
 class TadsrParams(Section):
-    """TAD-SR (METHODS.md §3): L_G = MSE + λ_HSD·HSD + λ_adv·hinge-GAN on the frozen teacher encoder's features."""
+    """TAD-SR (docs/methods.md §3): L_G = MSE + λ_HSD·HSD + λ_adv·hinge-GAN on the frozen teacher encoder's
+    features."""
 
-    lambda_mse: Weight = 1.0
-    lambda_hsd: Weight = 1.0
-    lambda_adv: Weight = 0.02
-    hsd_steps: Annotated[int, Field(ge=1)] = 3  # HSD re-noising step s ~ U{0..hsd_steps-1}
-    c_dim: Annotated[int, Field(ge=1)] = 64  # logits per position of each discriminator head
-    disc_lr: Annotated[float, Field(gt=0)] = 5e-5
+    lambda_mse: Weight
+    lambda_hsd: Weight
+    lambda_adv: Weight
+    hsd_steps: Annotated[int, Field(ge=1)]  # HSD re-noising step s ~ U{0..hsd_steps-1}
+    c_dim: Annotated[int, Field(ge=1)]  # logits per position of each discriminator head
+    disc_lr: Annotated[float, Field(gt=0)]
 
 
 class ColearnParams(Section):
-    """Co-learning (METHODS.md §5): distill + GT regression + HQ and LQ adversarial terms, a learnable downsampler."""
+    """Co-learning (docs/methods.md §5): distill + GT regression + HQ and LQ adversarial terms, a learnable
+    downsampler."""
 
-    lambda_distill: Weight = 1.0
-    lambda_gt: Weight = 1.0  # the student's L_denoise: x0 MSE against the HQ latent
-    lambda_hq_adv: Weight = 0.02
-    lambda_lq_adv: Weight = 0.02
-    lambda_down: Weight = 1.0  # the downsampler's L_denoise: G(HQ latent, noise) against y
-    g_loss: Literal["non_saturating", "paper"] = "non_saturating"  # paper: E[1 - D(fake)] on probabilities
-    downsampler: Literal["diffusion", "conv"] = "diffusion"
-    disc_channels: Annotated[int, Field(ge=4)] = 64
-    disc_levels: Annotated[int, Field(ge=1)] = 3
-    c_dim: Annotated[int, Field(ge=1)] = 64
-    disc_lr: Annotated[float, Field(gt=0)] = 5e-5
-    downsampler_lr: Annotated[float, Field(gt=0)] = 5e-5
+    lambda_distill: Weight
+    lambda_gt: Weight  # the student's L_denoise: x0 MSE against the HQ latent
+    lambda_hq_adv: Weight
+    lambda_lq_adv: Weight
+    lambda_down: Weight  # the downsampler's L_denoise: G(HQ latent, noise) against y
+    g_loss: Literal["non_saturating", "paper"]  # paper: E[1 - D(fake)] on probabilities
+    downsampler: Literal["diffusion", "conv"]  # diffusion: the paper's (the student's architecture)
+    disc_channels: Annotated[int, Field(ge=4)]
+    disc_levels: Annotated[int, Field(ge=1)]
+    c_dim: Annotated[int, Field(ge=1)]
+    disc_lr: Annotated[float, Field(gt=0)]
+    downsampler_lr: Annotated[float, Field(gt=0)]
 
 
 class DistillParams(Section):
-    """One-step students distilled from the teacher; `recipes` lists the ones dvc trains (one stage each)."""
+    """One-step students distilled from the teacher; `recipes` lists the ones dvc trains (one stage each). A recipe's
+    stage reads the shared keys and its own section only, so editing one recipe re-runs only its stage."""
 
-    recipes: Annotated[list[DistillRecipe], Field(min_length=1)] = ["sinsr", "tadsr", "colearn"]
-    targets: Literal["cached", "online"] = "cached"  # online: run the teacher's T-step sampler inside the loop
-    sinsr: SinsrParams = SinsrParams()
-    tadsr: TadsrParams = TadsrParams()
-    colearn: ColearnParams = ColearnParams()
-    sample_every: Annotated[int, Field(ge=1)] = 500  # a sample-grid PNG every N steps
-    val_batch_size: Annotated[int, Field(ge=1)] = 32
-    train: TrainParams = TrainParams(steps=1000, batch_size=8, lr=5e-5, warmup_steps=0, ema_rate=0.999)
+    recipes: Annotated[list[DistillRecipe], Field(min_length=1)]
+    targets: Literal["cached", "online"]  # online: run the teacher's T-step sampler inside the loop
+    sinsr: SinsrParams
+    tadsr: TadsrParams
+    colearn: ColearnParams
+    sample_every: Annotated[int, Field(ge=1)]  # a sample-grid PNG every N steps
+    val_batch_size: Annotated[int, Field(ge=1)]
+    train: EmaTrainParams
 
     @field_validator("recipes")
     @classmethod

@@ -8,7 +8,6 @@ same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -24,13 +23,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from sr.seeds import sample_seed
+
 Sample = dict[str, Any]
-
-
-def sample_seed(*parts: object) -> int:
-    """A 63-bit seed from any parts, stable across processes and Python versions (unlike hash())."""
-    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 # ---------------------------------------------------------------------------------------------------- encoding

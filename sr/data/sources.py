@@ -335,7 +335,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sr-onestep" / "downloads"
 
 
-def _collect(p: DownloadParams, min_size: int, cache_dir: Path, images_dir: Path) -> tuple[list[dict], list[dict]]:
+def _collect(p: DownloadParams, cache_dir: Path, images_dir: Path) -> tuple[list[dict], list[dict]]:
     rows: list[dict] = []
     rejected: list[dict] = []
     kept: dict[str, str] = {}  # content hash -> "<source> <name>" of the copy kept
@@ -352,8 +352,8 @@ def _collect(p: DownloadParams, min_size: int, cache_dir: Path, images_dir: Path
                 except ImageError as exc:
                     rejected.append({"file": cand.name, "source": label, "reason": exc.reason})
                     continue
-                if min(img.size) < min_size:
-                    reason = f"too small: {img.width}x{img.height}, need at least {min_size} on both sides"
+                if min(img.size) < p.min_size:
+                    reason = f"too small: {img.width}x{img.height}, need at least {p.min_size} on both sides"
                     rejected.append({"file": cand.name, "source": label, "reason": reason})
                     continue
                 digest = content_sha256(img)
@@ -396,7 +396,7 @@ def _replace_dir(build: Path, out_dir: Path) -> None:
         old.unlink()
 
 
-def download(p: DownloadParams, min_size: int, seed: int, out_dir: Path, cache_dir: Path | None = None) -> Summary:
+def download(p: DownloadParams, seed: int, out_dir: Path, cache_dir: Path | None = None) -> Summary:
     """Build `out_dir` (images/, manifest.jsonl, rejected.jsonl) from every source in `p`, replacing it whole."""
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -405,7 +405,7 @@ def download(p: DownloadParams, min_size: int, seed: int, out_dir: Path, cache_d
     try:
         os.chmod(build, 0o755)  # mkdtemp's 0700 would otherwise become the output folder's mode
         (build / "images").mkdir()
-        rows, rejected = _collect(p, min_size, cache_dir, build / "images")
+        rows, rejected = _collect(p, cache_dir, build / "images")
         if not rows:
             first = f" (first: {rejected[0]['file']}: {rejected[0]['reason']})" if rejected else ""
             raise SourceError(f"download: no usable images; {len(rejected)} files rejected{first}")

@@ -2,7 +2,7 @@
 
 Every random draw of a sample (crop position, flip, every degradation parameter) comes from one generator seeded by
 (seed, split, image id, crop index), so the same params give byte-identical shards, and changing one image changes
-only its own samples. Val samples carry the Real-ESRGAN LQ and a bicubic-only LQ of the same crop.
+only its own samples.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from sr.config import DegradeParams
-from sr.data.degradations import bicubic_lq, degrade, usm_sharpen
-from sr.data.shards import ShardWriter, encode_json, encode_png, sample_seed
+from sr.data.degradations import degrade, usm_sharpen
+from sr.data.shards import ShardWriter, encode_json, encode_png
+from sr.seeds import sample_seed
 
 
 def read_manifest(raw_dir: Path) -> list[dict]:
@@ -67,8 +68,6 @@ def write_shards(raw_dir: Path, out_dir: Path, p: DegradeParams, seed: int) -> d
                         "json": encode_json({"key": key, "image_id": entry["id"], "split": split, "seed": sample_id,
                                              "crop": where, "degradation": record}),
                     }
-                    if split == "val":
-                        members["lq_bicubic.png"] = encode_png(bicubic_lq(hq, p.scale))
                     writer.write(key, members)
                     counts[split] += 1
                     bar.update()

@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,21 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from sr.config import DegradeParams, EvaluateParams
-from sr.data.shards import Sample, iter_samples, sample_seed
+from sr.data.degradations import bicubic_lq
+from sr.data.degradations import degrade as real_esrgan
+from sr.data.images import load_rgb8
+from sr.data.shards import Sample, iter_samples
+from sr.eval import scoring
+from sr.eval.grids import comparison_grid
+from sr.eval.metrics import Metrics
 from sr.eval.timing import count_params, interleaved_latencies
-from sr.models.build import ResShiftModel, load_model_dir
+from sr.models.loader import load_model
+from sr.models.resshift import ResShiftModel
+from sr.pretrained import available_metrics
+from sr.seeds import sample_seed
 from sr.storage import atomic_write_text
-from sr.train.teacher import encode_lq, upsample
 
 # the lower the better; every other metric: the higher the better
 LOWER_IS_BETTER = {"lpips", "niqe", "dists"}
@@ -49,51 +55,26 @@ class Method:
     name: str
     nfe: int
     params: int
-    run: Callable[[torch.Tensor, list[str]], torch.Tensor]
+    run: scoring.Upscaler
 
 
-def sample_noise(keys: list[str], seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """One ε per sample, seeded by its key: the same draw as sr.train.teacher.upscale and the distill stage."""
-    return torch.cat([torch.randn((1, *shape), generator=torch.Generator().manual_seed(
-        sample_seed(seed, "val-noise", key))) for key in keys])
-
-
-def resshift_method(name: str, model: ResShiftModel, steps: int, seed: int) -> Method:
-    """A ResShift-family model run with `steps` deterministic steps (its T, fewer by respacing, or 1)."""
-    diffusion = model.diffusion if steps == model.diffusion.steps else model.diffusion.respaced(steps)
-
-    @torch.no_grad()
-    def run(lq: torch.Tensor, keys: list[str]) -> torch.Tensor:
-        y = encode_lq(model.autoencoder, lq, model.scale)
-        noise = sample_noise(keys, seed, tuple(y.shape[1:])).to(y)
-        x0 = diffusion.sample(model.denoiser, y, lq, noise, deterministic=True)
-        return model.autoencoder.decode(x0).clamp(-1, 1)
-
-    return Method(name, steps, count_params([model.denoiser, model.autoencoder]), run)
-
-
-def bicubic_method(scale: int) -> Method:
-    return Method("bicubic", 0, 0, lambda lq, keys: upsample(lq, scale).clamp(-1, 1))
-
-
-def student_method(name: str, student_dir: Path, seed: int) -> Method:
-    """A ResShift-family student at one step, or an OSEDiff student (its folder's config has no `arch`)."""
-    if "arch" in json.loads((student_dir / "config.json").read_text()):
-        return resshift_method(name, load_model_dir(student_dir), 1, seed)
-    from sr.train.osediff import load_student  # diffusers is heavy: only when an OSEDiff student exists
-
-    student = load_student(student_dir)
-    return Method(name, 1, count_params([student]), lambda lq, keys: student(lq).clamp(-1, 1))
+def student_method(name: str, folder: Path, seed: int) -> Method:
+    """A student folder of any model type, at its own inference steps."""
+    model = load_model(folder)
+    if isinstance(model, ResShiftModel):
+        return Method(name, model.config.inference_steps, count_params([model]), scoring.resshift(model, seed))
+    return Method(name, model.config.inference_steps, count_params([model]), lambda lq, keys: model(lq).clamp(-1, 1))
 
 
 def build_methods(teacher_dir: Path, student_dirs: dict[str, Path], fewer_steps: list[int], seed: int) -> list[Method]:
-    teacher = load_model_dir(teacher_dir)
-    steps = teacher.diffusion.steps
-    methods = [bicubic_method(teacher.scale), resshift_method(f"teacher-{steps}", teacher, steps, seed)]
+    teacher = ResShiftModel.from_pretrained(teacher_dir)
+    steps, size = teacher.diffusion.steps, count_params([teacher])
+    methods = [Method("bicubic", 0, 0, scoring.bicubic(teacher.scale)),
+               Method(f"teacher-{steps}", steps, size, scoring.resshift(teacher, seed, steps))]
     for k in sorted(set(fewer_steps) - {steps}, reverse=True):
         if k > steps:
             raise ValueError(f"evaluate.teacher_steps: {k} exceeds the teacher's {steps} steps")
-        methods.append(resshift_method(f"teacher-{k}", teacher, k, seed))
+        methods.append(Method(f"teacher-{k}", k, size, scoring.resshift(teacher, seed, k)))
     for name, folder in student_dirs.items():
         methods.append(student_method(name, folder, seed))
     return methods
@@ -113,10 +94,6 @@ def val_dataset(shards: list[Path], limit: int | None) -> list[Sample]:
 
 def heldout_datasets(raw_dir: Path, crop: int, degrade: DegradeParams, seed: int) -> dict[str, list[Sample]]:
     """Center crops of the `val`-split photos, each degraded once with a generator seeded by its id, and bicubic."""
-    from sr.data.degradations import bicubic_lq
-    from sr.data.degradations import degrade as real_esrgan
-    from sr.data.images import load_rgb8
-
     manifest = raw_dir / "manifest.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     real, bicubic = [], []
@@ -145,45 +122,38 @@ def heldout_datasets(raw_dir: Path, crop: int, degrade: DegradeParams, seed: int
 # ---------------------------------------------------------------------------------------------------- scoring
 
 
-def score(methods: list[Method], datasets: dict[str, list[Sample]], metrics: Any, scale: int,
+def score(methods: list[Method], datasets: dict[str, list[Sample]], metrics: Metrics, scale: int,
           p: EvaluateParams, available: list[str]) -> tuple[dict, list[dict], dict, list[str]]:
-    """(means {method: {dataset: {metric: value}}}, per-image rows, grid outputs {dataset: {method: (N,3,H,W)}},
-    notes). `metrics` is an sr.eval.metrics.Metrics; `available` the metric names whose weights exist."""
+    """(means {method: {dataset: {metric: value}}}, per-image rows, grid outputs {dataset: {method: [(1,3,H,W)]}},
+    notes). `available`: the metric names whose weights exist."""
     lpips_name = "lpips" if p.lpips_net == "alex" else "lpips-vgg"
     notes = []
     if lpips_name not in available:
-        notes.append(f"lpips skipped: no {p.lpips_net} weights (run python -m sr.eval.weights)")
+        notes.append(f"lpips skipped: no {p.lpips_net} weights (run python -m sr.pretrained)")
     if "niqe" not in available:
-        notes.append("niqe skipped: no NIQE parameters (run python -m sr.eval.weights)")
-    sums: dict[str, dict[str, dict[str, float]]] = {m.name: {} for m in methods}
+        notes.append("niqe skipped: no NIQE parameters (run python -m sr.pretrained)")
+    means: dict[str, dict[str, dict[str, float]]] = {m.name: {} for m in methods}
     rows, grids = [], {}
     for dataset, samples in datasets.items():
         hq_size = min(samples[0]["hq"].shape[-2:])
         with_niqe = "niqe" in available and hq_size >= p.niqe_min_size
         if "niqe" in available and not with_niqe:
             notes.append(f"niqe skipped on {dataset}: {hq_size} px crops < niqe_min_size {p.niqe_min_size}")
+        which = scoring.MetricSet(crop_border=scale, lpips=p.lpips_net if lpips_name in available else None,
+                                  ssim=True, niqe=with_niqe, extras=True)
         grids[dataset] = {m.name: [] for m in methods}
-        for index, sample in enumerate(tqdm(samples, desc=f"eval {dataset}", mininterval=2)):
-            lq, hq01 = sample["lq"][None], (sample["hq"][None] + 1) / 2
-            for method in methods:
-                out = method.run(lq, [sample["key"]])
-                out01 = (out + 1) / 2
-                values = {"psnr_y": metrics.psnr_y(out01, hq01, crop_border=scale),
-                          "ssim_y": metrics.ssim_y(out01, hq01, crop_border=scale)}
-                if lpips_name in available:
-                    values["lpips"] = metrics.lpips(out01, hq01, net=p.lpips_net)
-                if with_niqe:
-                    values["niqe"] = metrics.niqe(out01)
-                values.update(metrics.extra(out01, hq01))
-                acc = sums[method.name].setdefault(dataset, {})
-                for name, value in values.items():
-                    acc[name] = acc.get(name, 0.0) + float(value.sum())
-                rows.append({"dataset": dataset, "image": index, "key": sample["key"], "method": method.name,
-                             "psnr_y": round(float(values["psnr_y"].sum()), 4)})
-                if index < p.grid_samples:
-                    grids[dataset][method.name].append(out)
-    means = {m: {d: {k: round(v / len(datasets[d]), 6) for k, v in acc.items()} for d, acc in per.items()}
-             for m, per in sums.items()}
+
+        def keep(method: str, index: int, out: torch.Tensor, dataset: str = dataset) -> None:
+            if index < p.grid_samples:
+                grids[dataset][method].append(out)
+
+        values = scoring.score({m.name: m.run for m in methods}, samples, metrics, which, batch_size=1,
+                               desc=f"eval {dataset}", on_output=keep)
+        for index, sample in enumerate(samples):
+            rows += [{"dataset": dataset, "image": index, "key": sample["key"], "method": m.name,
+                      "psnr_y": round(values[m.name][index]["psnr_y"], 4)} for m in methods]
+        for m in methods:
+            means[m.name][dataset] = scoring.means(values[m.name], 6)
     return means, rows, grids, notes
 
 
@@ -254,8 +224,6 @@ def write_outputs(report: dict, rows: list[dict], grids: dict, datasets: dict[st
                   zoom: int, metrics_path: Path, plots_dir: Path) -> None:
     """eval.json, the per-image PSNR CSV for dvc plots (one column per method) and one comparison grid PNG per
     dataset."""
-    from sr.eval.grids import comparison_grid
-
     atomic_write_text(metrics_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     methods = [m for m in report if not m.startswith("_")]
     focus = report["_info"]["focus_dataset"]
@@ -281,11 +249,7 @@ def evaluate(teacher_dir: Path, student_dirs: dict[str, Path], val_shards: list[
              plots_dir: Path, metrics: Any = None) -> dict:
     """Run everything and write the outputs; returns the eval.json content. `student_dirs`: method name -> folder
     (e.g. {"student-sinsr": models/student-sinsr}). `metrics` defaults to sr.eval.metrics.Metrics(torch_home)."""
-    from sr.eval.weights import available_metrics
-
     if metrics is None:
-        from sr.eval.metrics import Metrics
-
         metrics = Metrics(torch_home, extras=p.extra_metrics, extra_weights=p.extra_weights)
     methods = build_methods(teacher_dir, student_dirs, p.teacher_steps, seed)
     teacher = methods[1].name

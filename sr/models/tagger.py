@@ -1,4 +1,4 @@
-"""Prompts for OSEDiff (METHODS.md §4.4): fixed text, or tags that an image tagger reads off each image.
+"""Prompts for OSEDiff (docs/methods.md §4.4): fixed text, or tags that an image tagger reads off each image.
 
 OSEDiff tags every HQ training crop with RAM and, at test time, the upsampled LQ image; the prompt is
 "{tags}, {text}". RAM's own network is not in transformers, so the tagger plugs in as a transformers-format folder
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr.config import PromptParams
-from sr.models.osediff import encode_prompts
+from sr.config.base import Probability, Section
+from sr.models.sd import encode_prompts
 from sr.storage import materialize
 
 VOCAB_FILE = "tags.txt"
@@ -94,12 +94,19 @@ class Tagger(torch.nn.Module):
         return texts
 
 
-def load_tagger(p: PromptParams, cache_dir: Path) -> Tagger | None:
-    """The tagger that `p` names (materialised from s3:// into `cache_dir`), or None for kinds none/fixed."""
-    if p.kind != "tagger":
+class TaggerSpec(Section):
+    """A tagger folder (path or s3://) and its rules, as a trained student records them for inference."""
+
+    path: str
+    threshold: Probability
+    max_tags: int
+
+
+def load_tagger(spec: TaggerSpec | None, cache_dir: Path) -> Tagger | None:
+    """The tagger `spec` names (materialised from s3:// into `cache_dir`), or None."""
+    if spec is None:
         return None
-    assert p.tagger_path is not None
-    return Tagger(materialize(p.tagger_path, cache_dir), p.tagger_threshold, p.tagger_max_tags)
+    return Tagger(materialize(spec.path, cache_dir), spec.threshold, spec.max_tags)
 
 
 def join_prompt(tags: str, text: str) -> str:

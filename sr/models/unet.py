@@ -84,6 +84,7 @@ class UNet(nn.Module):
         if bad:
             raise ValueError(f"UNetParams.attention_levels {bad} out of range for channel_mult {p.channel_mult}")
         self.latent_channels, self.lq_channels, self.model_channels = latent_channels, lq_channels, p.model_channels
+        self.size_multiple = 2 ** (len(p.channel_mult) - 1)  # latent sides the down/up-sampling accepts
         emb_dim = 4 * p.model_channels
         self.time_embed = nn.Sequential(nn.Linear(p.model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.conv_in = nn.Conv2d(latent_channels + lq_channels, p.model_channels, 3, padding=1)
@@ -163,8 +164,8 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         """x0_hat (B, latent_channels, h, w) from the scaled noisy latent x, step index t (B,), and lq."""
-        if x.shape[-2] % 2 ** (len(self.down) - 1) or x.shape[-1] % 2 ** (len(self.down) - 1):
-            raise ValueError(f"UNet: latent size {tuple(x.shape[-2:])} not divisible by {2 ** (len(self.down) - 1)}")
+        if x.shape[-2] % self.size_multiple or x.shape[-1] % self.size_multiple:
+            raise ValueError(f"UNet: latent size {tuple(x.shape[-2:])} not divisible by {self.size_multiple}")
         h, emb = self._inputs(x, t, lq)
         skips, levels = self._encode(h, emb)
         h = self._middle(levels[-1], emb)

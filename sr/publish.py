@@ -1,6 +1,6 @@
 """Model packages on S3: `publish` with an atomic `latest` pointer, and `fetch` (`sr-fetch`) with full verification.
 
-Layout under a prefix: `<prefix>/<name>/<version>/{<name>-<version>.tar.gz, SHA256SUMS, metrics.json,
+Layout under a prefix: `<prefix>/<name>/<version>/{<name>-<version>.tar.gz, SHA256SUMS, selection.json,
 <name>-<version>.tar.gz.sha256}` and `<prefix>/<name>/latest` holding a version string. The `.sha256` object is
 written after everything else of a version and the pointer after that, so a half-written publish is never fetched:
 fetchers resolve a version only through the pointer or through an existing `.sha256` object.
@@ -9,25 +9,16 @@ fetchers resolve a version only through the pointer or through an existing `.sha
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from sr.package import SELECTION_FILE, PackageError, sha256_file, unpack_package
 from sr.storage import StorageError, download_s3, list_s3, read_s3_bytes, upload_s3, write_s3_bytes
-
-
-class PackageError(RuntimeError):
-    """A package that is missing, unsafe, corrupt or conflicting: retrying does not help (unlike a StorageError)."""
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def version_uri(prefix: str, name: str, version: str, filename: str) -> str:
@@ -45,10 +36,10 @@ def latest_version(prefix: str, name: str, retries: int = 3) -> str | None:
 
 
 def publish(
-    tarball: Path, dest_prefix: str, name: str, version: str, metrics: Path | None = None, retries: int = 3
+    tarball: Path, dest_prefix: str, name: str, version: str, selection: Path | None = None, retries: int = 3
 ) -> str:
-    """Upload one package version (plus `metrics`, the eval json it was judged by), then move `latest`; returns the
-    version. A version is immutable: republishing it with other content is refused."""
+    """Upload one package version (plus `selection`, the package's selection.json: which student, scored how), then
+    move `latest`; returns the version. A version is immutable: republishing it with other content is refused."""
     tar_name = f"{name}-{version}.tar.gz"
     if tarball.name != tar_name:
         raise ValueError(f"{tarball}: expected a file named {tar_name}")
@@ -62,43 +53,11 @@ def publish(
         raise PackageError(f"{checksum_uri}: {name}@{version} is published with other content; bump the version")
     upload_s3(tarball, version_uri(dest_prefix, name, version, tar_name), retries)
     write_s3_bytes(sums, version_uri(dest_prefix, name, version, "SHA256SUMS"), retries)
-    if metrics is not None:
-        write_s3_bytes(metrics.read_bytes(), version_uri(dest_prefix, name, version, "metrics.json"), retries)
+    if selection is not None:
+        write_s3_bytes(selection.read_bytes(), version_uri(dest_prefix, name, version, SELECTION_FILE), retries)
     write_s3_bytes(f"{digest}  {tar_name}\n".encode(), checksum_uri, retries)  # from here on the version exists
     write_s3_bytes(f"{version}\n".encode(), f"{dest_prefix.rstrip('/')}/{name}/latest", retries)
     return version
-
-
-def check_member(member: tarfile.TarInfo, top: str, where: str) -> None:
-    """Reject anything that would land outside `top/`: absolute paths, `..`, escaping links (the "data" extraction
-    filter then refuses devices and odd permissions)."""
-    path = PurePosixPath(member.name)
-    if path.is_absolute() or ".." in path.parts or path.parts[:1] != (top,):
-        raise PackageError(f"{where}: unsafe path {member.name!r} (everything must be under {top}/)")
-    if member.issym() or member.islnk():
-        target = path.parent / member.linkname if member.issym() else PurePosixPath(member.linkname)
-        resolved = os.path.normpath(str(target))
-        if PurePosixPath(member.linkname).is_absolute() or not (resolved + "/").startswith(top + "/"):
-            raise PackageError(f"{where}: link {member.name!r} -> {member.linkname!r} points outside {top}/")
-
-
-def verify_package(root: Path, where: str) -> None:
-    """Every file of the unpacked package matches SHA256SUMS, and no file is missing or extra."""
-    if not (root / "SHA256SUMS").is_file():
-        raise PackageError(f"{where}: no SHA256SUMS in the package")
-    sums = {}
-    for line in (root / "SHA256SUMS").read_text().splitlines():
-        digest, _, rel = line.partition("  ")  # `sha256sum` format: <hex>, two spaces, relative path
-        if len(digest) != 64 or not rel:
-            raise PackageError(f"{where}/SHA256SUMS: not a '<sha256>  <path>' line: {line!r}")
-        sums[rel] = digest
-    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()} - {"SHA256SUMS"}
-    odd = sorted(files ^ set(sums))  # listed but absent, or present but not listed
-    if odd:
-        raise PackageError(f"{where}/{odd[0]}: " + ("not in the package" if odd[0] in sums else "not in SHA256SUMS"))
-    for rel, digest in sums.items():
-        if sha256_file(root / rel) != digest:
-            raise PackageError(f"{where}/{rel}: sha256 mismatch: the file is corrupt")
 
 
 def fetch(spec: str, dest: Path, prefix: str, retries: int = 3) -> Path:
@@ -124,16 +83,10 @@ def fetch(spec: str, dest: Path, prefix: str, retries: int = 3) -> Path:
         tarball = download_s3(version_uri(prefix, name, version, tar_name), staging / tar_name, retries)
         if sha256_file(tarball) != expected:
             raise PackageError(f"{tar_name}: sha256 differs from {checksum_uri}: the download is corrupt")
-        top = f"{name}-{version}"
-        try:
-            with tarfile.open(tarball, "r:gz") as tf:
-                for member in tf.getmembers():
-                    check_member(member, top, tar_name)
-                tf.extractall(staging / "unpacked", filter="data")
-        except tarfile.TarError as exc:  # a truncated archive, a device file...
-            raise PackageError(f"{tar_name}: cannot unpack: {exc}") from None
-        verify_package(staging / "unpacked" / top, top)
-        os.replace(staging / "unpacked" / top, dest)
+        unpacked = unpack_package(tarball, staging / "unpacked")
+        if unpacked.name != f"{name}-{version}":
+            raise PackageError(f"{tar_name}: holds {unpacked.name}/, not {name}-{version}/")
+        os.replace(unpacked, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest

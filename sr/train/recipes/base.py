@@ -1,0 +1,89 @@
+"""What every one-step recipe shares: the typed micro-batch, the generator pass's result, and the Recipe module.
+
+A recipe is an nn.Module holding exactly what it trains (the student, and a downsampler or discriminators when it has
+them), so its state_dict is the checkpoint's "nets". It declares its loss names, its generator loss, its
+discriminator loss (or none) and its parameter groups; the trainer (sr/train/distill.py) runs any recipe the same way.
+The student starts as a copy of the frozen teacher's denoiser and always runs at the last index from
+x_T = y + κ√η_T·ε (docs/methods.md §2.2).
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from sr.losses import distillation
+from sr.models.resshift import ResShiftModel
+
+
+@dataclass
+class DistillBatch:
+    """One micro-batch on the device: images in [-1, 1], their latents, the start state and the teacher's target."""
+
+    hq: torch.Tensor
+    lq: torch.Tensor
+    y: torch.Tensor  # E(bicubic↑lq)
+    z_hq: torch.Tensor  # E(hq)
+    x_T: torch.Tensor  # y + κ√η_T·ε
+    target: torch.Tensor  # the teacher's deterministic T-step x̂0 from the same x_T
+
+
+@dataclass
+class GeneratorPass:
+    losses: dict[str, torch.Tensor]  # unweighted, for the curves
+    total: torch.Tensor  # the weighted sum that is back-propagated
+    fakes: Any = None  # what the recipe's discriminator pass needs, detached (a dataclass of the recipe's own)
+
+
+def randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randint(high, (n,), generator=generator).to(device)
+
+
+def randn(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator).to(like.device, like.dtype)
+
+
+class Recipe(nn.Module, metaclass=ABCMeta):
+    loss_names: ClassVar[tuple[str, ...]]  # every loss the recipe logs; "loss_d" when it has discriminators
+    disc_lr: float | None = None
+
+    def __init__(self, teacher: ResShiftModel) -> None:
+        super().__init__()
+        self.student = copy.deepcopy(teacher.denoiser).train().requires_grad_(True)
+        self.discs = nn.ModuleDict()
+        # the modules to call: themselves, or their DDP wrappers after `prepare` (state dicts stay unwrapped)
+        self.calls: dict[str, nn.Module] = {"student": self.student}
+
+    def generator_modules(self) -> dict[str, nn.Module]:
+        """What the generator optimizer trains, by name."""
+        return {"student": self.student}
+
+    def generator_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.student.parameters()), "lr": lr}]
+
+    def prepare(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap every trained module for DDP (and the device); calls go through the wrappers from now on."""
+        self.calls = {name: wrap(m) for name, m in {**self.generator_modules(), **self.discs}.items()}
+
+    def generator_calls(self) -> list[nn.Module]:
+        return [self.calls[name] for name in self.generator_modules()]
+
+    def disc_calls(self) -> list[nn.Module]:
+        return [self.calls[name] for name in self.discs]
+
+    def student_x0(self, teacher: ResShiftModel, batch: DistillBatch) -> torch.Tensor:
+        return distillation.one_step(self.calls["student"], teacher.diffusion, batch.x_T, batch.lq)
+
+    @abstractmethod
+    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, rng: torch.Generator) -> GeneratorPass:
+        """The student's (and a downsampler's) losses on one micro-batch; discriminators are called unwrapped and
+        frozen here. Random draws come from `rng` only."""
+
+    def discriminator_loss(self, teacher: ResShiftModel, batch: DistillBatch, fakes: Any) -> torch.Tensor:
+        raise ValueError(f"{type(self).__name__} has no discriminator")
