@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm import tqdm
 
 from sr.data.images import ImageError, load_rgb8, save_png
@@ -156,9 +157,7 @@ def to_tensor(img) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
 
 
-def to_image(x: torch.Tensor):
-    from PIL import Image
-
+def to_image(x: torch.Tensor) -> Image.Image:
     array = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array, "RGB")
 

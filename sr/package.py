@@ -226,7 +226,8 @@ def verify_package(root: Path, where: str) -> None:
 
 
 def unpack_package(tarball: Path, dest: Path) -> Path:
-    """Extract a package tarball (one top folder) into `dest`, check it against its SHA256SUMS, return the folder."""
+    """Extract a package tarball (one top folder) into `dest`, check it against its SHA256SUMS, return the folder.
+    A bad member names the tarball; a bad file names its path inside the package (`<name>-<version>/<file>`)."""
     try:
         with tarfile.open(tarball, "r:gz") as tf:
             members = tf.getmembers()
@@ -238,5 +239,5 @@ def unpack_package(tarball: Path, dest: Path) -> Path:
             tf.extractall(dest, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:  # a truncated archive, a device file...
         raise PackageError(f"{tarball}: cannot unpack: {exc}") from None
-    verify_package(dest / top, str(tarball))
+    verify_package(dest / top, top)
     return dest / top

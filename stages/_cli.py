@@ -6,12 +6,21 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     return p
+
+
+def training_outputs(ap: argparse.ArgumentParser, out: str, work: str, metrics: str, curves: str) -> None:
+    """The paths every training stage writes: model folder, checkpoints (for resume), val metrics, curves."""
+    ap.add_argument("--out", type=Path, default=Path(out), help="the model folder")
+    ap.add_argument("--work", type=Path, default=Path(work), help="checkpoints for resume, caches")
+    ap.add_argument("--metrics", type=Path, default=Path(metrics), help="val metrics (json)")
+    ap.add_argument("--curves", type=Path, default=Path(curves), help="training curves (csv, for dvc plots)")
 
 
 def run(main: Callable[[list[str] | None], int], *user_errors: type[BaseException]) -> int:

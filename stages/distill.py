@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import get_args
 
 from sr.config import DistillRecipe, open_params
-from stages._cli import parser, run
+from stages._cli import parser, run, training_outputs
 
 SHARED = ["seed", "distill.targets", "distill.sample_every", "distill.val_batch_size", "distill.train"]
 
@@ -23,13 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", type=Path, default=Path("models/teacher"))
     ap.add_argument("--trajectories", type=Path, default=Path("data/trajectories"), help="cached teacher targets")
     ap.add_argument("--shards", type=Path, default=Path("data/shards"), help="val shards (and train, when online)")
-    ap.add_argument("--out", type=Path, help="student model folder (default models/student-<recipe>)")
-    ap.add_argument("--work", type=Path, default=Path("checkpoints/distill"), help="checkpoints and sample grids")
-    ap.add_argument("--metrics", type=Path, help="default metrics/train-<recipe>.json")
-    ap.add_argument("--curves", type=Path, help="default plots/distill-<recipe>.csv")
+    training_outputs(ap, "models/student-<recipe>", "checkpoints/distill", "metrics/train-<recipe>.json",
+                     "plots/distill-<recipe>.csv")
     ap.add_argument("--torch-home", type=Path, default=Path(".torch"), help="offline LPIPS weights, if provisioned")
     args = ap.parse_args(argv)
     recipe = args.recipe
+    out, metrics, curves = (Path(str(path).replace("<recipe>", recipe)) for path in (args.out, args.metrics, args.curves))
     p = open_params(args.params, params(recipe))
     distill, seed = p.distill, p.seed
 
@@ -47,19 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     val = list(iter_samples(shard_paths(args.shards, "val")))
     began = time.perf_counter()
     student = train_distill(
-        recipe, distill, teacher, seed, data, args.out or Path(f"models/student-{recipe}"), args.work,
-        args.curves or Path(f"plots/distill-{recipe}.csv"), grid_samples=val[:4],
+        recipe, distill, teacher, seed, data, out, args.work, curves, grid_samples=val[:4],
         samples_dir=args.work / f"samples-{recipe}",
     )
     seconds = round(time.perf_counter() - began, 1)
     lpips = "lpips" in available_metrics(args.torch_home)
     m = student_report(student, teacher, val, seed, Metrics(args.torch_home), distill.val_batch_size, lpips)
     # Wall-clock time stays out of the metrics file: dvc.lock hashes it, and it must not change between reruns.
-    atomic_write_json(args.metrics or Path(f"metrics/train-{recipe}.json"),
-                      {**m, "recipe": recipe, "train_steps": distill.train.steps})
+    atomic_write_json(metrics, {**m, "recipe": recipe, "train_steps": distill.train.steps})
     print(f"distill {recipe}: {distill.train.steps} steps in {seconds} s; val PSNR(Y) one-step "
-          f"{m['psnr_y_student']:.2f} dB, teacher {m['psnr_y_teacher']:.2f} dB ({teacher.diffusion.steps} steps), "
-          f"bicubic {m['psnr_y_bicubic']:.2f} dB")
+          f"{m['psnr_y_student']:.2f} dB, teacher {m['psnr_y_teacher']:.2f} dB, bicubic {m['psnr_y_bicubic']:.2f} dB")
     return 0
 
 

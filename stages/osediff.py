@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from sr.config import open_params
-from stages._cli import parser, run
+from stages._cli import parser, run, training_outputs
 
 PARAMS = ["seed", "degrade.scale", "osediff"]
 
@@ -14,10 +14,8 @@ PARAMS = ["seed", "degrade.scale", "osediff"]
 def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--shards", type=Path, default=Path("data/shards"))
-    ap.add_argument("--out", type=Path, default=Path("models/student-osediff"))
-    ap.add_argument("--work", type=Path, default=Path("checkpoints/osediff"), help="checkpoints, base model cache")
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/train-osediff.json"))
-    ap.add_argument("--curves", type=Path, default=Path("plots/osediff.csv"))
+    training_outputs(ap, "models/student-osediff", "checkpoints/osediff", "metrics/train-osediff.json",
+                     "plots/osediff.csv")
     args = ap.parse_args(argv)
     p = open_params(args.params, PARAMS)
 
@@ -25,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sr.data.shards import iter_samples, shard_paths
     from sr.eval.metrics import Metrics
-    from sr.eval.scoring import osediff_validator
+    from sr.eval.scoring import osediff_report, osediff_validator
     from sr.pretrained import default_torch_home
     from sr.storage import atomic_write_json
     from sr.train.osediff import train_osediff
@@ -38,13 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     validate, results = osediff_validator(val, scale, Metrics(torch_home))
     train_osediff(p.osediff, p.seed, scale, shard_paths(args.shards, "train"), args.out, args.work, args.curves,
                   torch_home, validate)
-    report = {"steps": p.osediff.train.steps, "val_samples": len(val)}
-    for name, m in results.items():
-        report[f"psnr_y_{name}"], report[f"lpips_{name}"] = m["psnr_y"], m["lpips"]
+    report = osediff_report(results, p.osediff.train.steps, len(val))
     atomic_write_json(args.metrics, report)
-    print(f"osediff: val PSNR(Y) {report['psnr_y_osediff']:.2f} dB (init {report['psnr_y_init']:.2f}, bicubic "
-          f"{report['psnr_y_bicubic']:.2f}); LPIPS {report['lpips_osediff']:.4f} (init {report['lpips_init']:.4f}, "
-          f"bicubic {report['lpips_bicubic']:.4f})")
+    print("osediff: val " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(report.items()) if k.startswith(("psnr", "lp"))))
     return 0
 
 

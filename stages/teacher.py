@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sr.config import open_params
-from stages._cli import parser, run
+from stages._cli import parser, run, training_outputs
 
 PARAMS = ["seed", "degrade.scale", "teacher"]
 
@@ -13,10 +13,7 @@ PARAMS = ["seed", "degrade.scale", "teacher"]
 def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--shards", type=Path, default=Path("data/shards"))
-    ap.add_argument("--out", type=Path, default=Path("models/teacher"))
-    ap.add_argument("--work", type=Path, default=Path("checkpoints/teacher"), help="checkpoints for resume")
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/teacher.json"))
-    ap.add_argument("--curves", type=Path, default=Path("plots/teacher.csv"))
+    training_outputs(ap, "models/teacher", "checkpoints/teacher", "metrics/teacher.json", "plots/teacher.csv")
     args = ap.parse_args(argv)
     p = open_params(args.params, PARAMS)
     teacher, scale, seed = p.teacher, p.degrade.scale, p.seed

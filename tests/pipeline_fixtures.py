@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import yaml
+
+from sr.config import Params, load_params, merge
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,17 +36,17 @@ TINY = {
         "train": {"steps": 2, "batch_size": 2, "ckpt_every": 2, "log_every": 1, "num_workers": 0,
                   "shuffle_buffer": 4},
     },
-    "evaluate": {"heldout_crop": 64, "teacher_steps": [1], "max_val_samples": 4, "latency_warmup": 0,
+    "evaluate": {"heldout_crop": 64, "teacher_steps": [1], "max_val_samples": None, "latency_warmup": 0,
                  "latency_repeats": 1, "grid_samples": 1},
     "package": {"max_psnr_drop_db": 1000.0},  # a few training steps: any student must qualify
 }
 
 
-def merge(base: dict, patch: dict) -> dict:
-    out = dict(base)
-    for key, value in patch.items():
-        out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
+@functools.cache
+def default_params() -> Params:
+    """The committed params.yaml (the embedded default), validated: tests take sections from it and change a few
+    keys with `model_copy(update=...)`, so no test carries a third copy of the defaults."""
+    return load_params(REPO / "params.yaml")
 
 
 def write_tiny_params(path: Path, **extra: dict) -> Path:

@@ -14,7 +14,7 @@ from transformers import (
     ViTImageProcessor,
 )
 
-from sr.models.osediff import small_tokenizer
+from sr.models.sd import small_tokenizer
 
 TAGS = ["cat", "dog", "red", "sky"]
 

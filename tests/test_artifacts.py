@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.artifacts import PackageError, fetch, latest_version, main, publish
+from sr.publish import PackageError, fetch, latest_version, main, publish
 from sr.storage import list_s3, read_s3_bytes, upload_s3, write_s3_bytes
 
 FILES = {"model.safetensors": b"\x00weights" * 100, "config.json": b'{"scale": 4}', "docs/README.md": b"# tiny\n"}
@@ -44,22 +44,22 @@ def prefix(s3_bucket) -> str:
 
 def test_publish_layout_then_fetch_latest_and_explicit(prefix, tmp_path, capsys):
     tarball = make_package(tmp_path / "dist", "tiny", "1.0.0")
-    (tmp_path / "eval.json").write_text('{"sinsr": {"lpips": 0.2}}')
-    assert publish(tarball, prefix, "tiny", "1.0.0", tmp_path / "eval.json") == "1.0.0"
+    (tmp_path / "selection.json").write_text('{"student": "student-sinsr", "value": 0.2}')
+    assert publish(tarball, prefix, "tiny", "1.0.0", tmp_path / "selection.json") == "1.0.0"
     keys = [o.key for o in list_s3(prefix + "/")]
     assert keys == [
         f"models/tiny/1.0.0/{f}"
-        for f in ["SHA256SUMS", "metrics.json", "tiny-1.0.0.tar.gz", "tiny-1.0.0.tar.gz.sha256"]
+        for f in ["SHA256SUMS", "selection.json", "tiny-1.0.0.tar.gz", "tiny-1.0.0.tar.gz.sha256"]
     ] + ["models/tiny/latest"]
     assert read_s3_bytes(f"{prefix}/tiny/latest") == b"1.0.0\n"
-    assert read_s3_bytes(f"{prefix}/tiny/1.0.0/metrics.json") == b'{"sinsr": {"lpips": 0.2}}'
+    assert read_s3_bytes(f"{prefix}/tiny/1.0.0/selection.json") == b'{"student": "student-sinsr", "value": 0.2}'
 
     assert main(["tiny", str(tmp_path / "got"), "--prefix", prefix]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "got")
     for rel, data in FILES.items():
         assert (tmp_path / "got" / rel).read_bytes() == data
     assert fetch("tiny@1.0.0", tmp_path / "again", prefix) == tmp_path / "again"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "dist", "eval.json", "got"]  # no staging left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "dist", "got", "selection.json"]  # no staging left
 
 
 def test_flipped_byte_inside_the_tarball_is_named_and_nothing_is_left(prefix, tmp_path, capsys, monkeypatch):

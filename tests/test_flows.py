@@ -27,10 +27,10 @@ from prefect.client.schemas.filters import (
 )
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.artifacts import latest_version, publish
 from flows.pipeline import evaluation_report, metrics_table, select_stages, sr_pipeline
 from flows.retrain import RetrainParams, gate, retrain
 from flows.retrain import main as retrain_main
+from sr.publish import latest_version, publish
 from sr.storage import list_s3
 
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -70,14 +70,17 @@ json.dump({"student": {"val": {"lpips": lpips, "psnr": 30.5}}, "teacher": {"val"
 """
 
 PACKAGE_PY = """
-import hashlib, os, shutil, tarfile, yaml
+import hashlib, json, os, shutil, tarfile, yaml
 version = yaml.safe_load(open("params.yaml"))["package"]["version"]
 top = f"tiny-{version}"
 os.makedirs(f"dist/{top}")
 shutil.copy("model-a.txt", f"dist/{top}/model.txt")
 shutil.copy("metrics/eval.json", f"dist/{top}/eval.json")
+value = json.load(open("metrics/eval.json"))["student"]["val"]["lpips"]
+json.dump({"name": "tiny", "version": version, "student": "student", "dataset": "val", "metric": "lpips",
+           "value": value, "lower_is_better": True, "max_psnr_drop_db": 0.5}, open(f"dist/{top}/selection.json", "w"))
 with open(f"dist/{top}/SHA256SUMS", "w") as f:
-    for name in ["eval.json", "model.txt"]:
+    for name in ["eval.json", "model.txt", "selection.json"]:
         f.write(hashlib.sha256(open(f"dist/{top}/{name}", "rb").read()).hexdigest() + "  " + name + "\\n")
 with tarfile.open(f"dist/{top}.tar.gz", "w:gz") as tf:
     tf.add(f"dist/{top}", arcname=top)
@@ -202,35 +205,36 @@ def test_evaluation_report_adds_latency_only_when_the_latency_stage_ran(tmp_path
 
 
 def retrain_params(repo: Path, prefix: str) -> RetrainParams:
-    return RetrainParams(
-        publish_prefix=prefix,
-        package_name="tiny",
-        repo=str(repo),
-        method="student",
-        dataset="val",
-        metric="lpips",
-        lower_is_better=True,
-        s3_retries=2,
-        s3_retry_delay_s=0,
-    )
+    return RetrainParams(publish_prefix=prefix, package_name="tiny", repo=str(repo), s3_retries=2, s3_retry_delay_s=0)
 
 
-def test_gate_publishes_when_nothing_is_published():
-    params = RetrainParams(publish_prefix="s3://b/m", method="student", dataset="val")
-    assert gate(0.5, None, params) == (True, "nothing published yet; candidate lpips (lower is better) = 0.5")
-    params = RetrainParams(publish_prefix="s3://b/m", metric="psnr", lower_is_better=False)
-    assert gate(25.0, ("1.0", 25.0), params)[0] is False and gate(25.5, ("1.0", 25.0), params)[0] is True
+def _record(value: float, metric: str = "lpips", lower: bool = True, student: str = "student-a") -> dict:
+    return {"student": student, "dataset": "val", "metric": metric, "value": value, "lower_is_better": lower}
+
+
+def test_gate_compares_the_packages_own_rule():
+    assert gate(_record(0.5), None) == (True, "nothing published yet; candidate student-a lpips on val = 0.5")
+    assert gate(_record(0.5), ("1.0", None))[0] is True  # a published version without selection.json
+    psnr = _record(25.0, "psnr_y", lower=False)
+    assert gate(psnr, ("1.0", _record(25.0, "psnr_y", False)))[0] is False
+    assert gate(_record(25.5, "psnr_y", False), ("1.0", psnr))[0] is True
+    promote, why = gate(_record(0.3), ("1.0", psnr))
+    assert promote and why == ("published 1.0 was chosen by psnr_y on val, not comparable; candidate student-a lpips "
+                               "on val = 0.3")
+    assert gate(_record(0.2, student="student-b"), ("1.0", _record(0.3)))[1] == (
+        "candidate student-b lpips on val = 0.2 is better than published 1.0 (student-a) = 0.3")
 
 
 def test_promotion_gate_both_ways(repo, s3_bucket):
     prefix = f"s3://{s3_bucket}/models"
-    publish(repo / "dist" / "tiny-1.0.0.tar.gz", prefix, "tiny", "1.0.0", repo / "metrics" / "eval.json")
+    publish(repo / "dist" / "tiny-1.0.0.tar.gz", prefix, "tiny", "1.0.0", repo / "dist/tiny-1.0.0/selection.json")
     params = retrain_params(repo, prefix)
 
     set_params(repo, 0.4, "1.1.0")  # worse LPIPS: kept
     outcome = retrain(params)
     assert outcome == (
-        "kept the published model: candidate lpips (lower is better) = 0.4 is not better than published 1.0.0 = 0.3"
+        "kept the published model: candidate student lpips on val = 0.4 is not better than published 1.0.0 "
+        "(student) = 0.3"
     )
     assert outcome in latest_artifact("sr-retrain")
     assert latest_version(prefix, "tiny") == "1.0.0"
@@ -240,7 +244,7 @@ def test_promotion_gate_both_ways(repo, s3_bucket):
     (repo.parent / "source.txt").write_text("photos-v2 ")  # new source data: only the forced download sees it
     set_params(repo, 0.2, "1.2.0")
     outcome = retrain(params)
-    assert outcome.startswith("published tiny@1.2.0: candidate lpips (lower is better) = 0.2 is better")
+    assert outcome.startswith("published tiny@1.2.0: candidate student lpips on val = 0.2 is better")
     assert outcome in latest_artifact("sr-retrain")
     assert latest_version(prefix, "tiny") == "1.2.0"
     assert (repo / "model-a.txt").read_text() == "photos-v2 a"
@@ -249,7 +253,7 @@ def test_promotion_gate_both_ways(repo, s3_bucket):
 
 def test_s3_down_retries_then_fails_and_publishes_nothing(repo, s3_bucket, s3_env, monkeypatch):
     prefix = f"s3://{s3_bucket}/models"
-    publish(repo / "dist" / "tiny-1.0.0.tar.gz", prefix, "tiny", "1.0.0", repo / "metrics" / "eval.json")
+    publish(repo / "dist" / "tiny-1.0.0.tar.gz", prefix, "tiny", "1.0.0", repo / "dist/tiny-1.0.0/selection.json")
     before = list_s3(prefix + "/")
 
     closed = f"http://127.0.0.1:{closed_port()}"
@@ -262,7 +266,7 @@ def test_s3_down_retries_then_fails_and_publishes_nothing(repo, s3_bucket, s3_en
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
-    assert [r.run_count for r in runs if r.name.startswith("published_metric")] == [3]  # first try + 2 retries
+    assert [r.run_count for r in runs if r.name.startswith("published_selection")] == [3]  # first try + 2 retries
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env)
     assert list_s3(prefix + "/") == before
@@ -271,9 +275,9 @@ def test_s3_down_retries_then_fails_and_publishes_nothing(repo, s3_bucket, s3_en
 def test_serve_cli_builds_a_valid_deployment(monkeypatch, tmp_path):
     calls = {}
     monkeypatch.setattr(type(retrain), "serve", lambda self, **kw: calls.update(kw))
-    (tmp_path / "p.json").write_text(json.dumps({"package_name": "tiny", "metric": "psnr", "lower_is_better": False}))
+    (tmp_path / "p.json").write_text(json.dumps({"package_name": "tiny", "dist_dir": "out"}))
     retrain_main(["--cron", "0 4 * * *", "--params", str(tmp_path / "p.json"), "--prefix", "s3://b/models"])
     assert calls["cron"] == "0 4 * * *" and calls["global_limit"] == 1 and calls["limit"] == 1
-    assert RetrainParams(**calls["parameters"]["params"]).metric == "psnr"
+    assert RetrainParams(**calls["parameters"]["params"]).dist_dir == "out"
     deployment = retrain.to_deployment(name="sr-retrain", parameters=calls["parameters"], concurrency_limit=1)
     assert deployment.parameters["params"]["publish_prefix"] == "s3://b/models"

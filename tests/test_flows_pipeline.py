@@ -25,8 +25,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.artifacts import latest_version
 from flows.pipeline import sr_pipeline
+from sr.publish import latest_version
+from sr.storage import read_s3_bytes
 from tests.conftest import free_port
 from tests.pipeline_fixtures import REPO, write_tiny_params
 
@@ -161,8 +162,7 @@ def test_served_retrain_deployment_runs_when_triggered(first_run, clone, tmp_pat
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_API_URL": api, "DVC_NO_ANALYTICS": "1"}
     prefix = f"s3://{s3}/models"
-    (tmp_path / "retrain.json").write_text(json.dumps({
-        "publish_prefix": prefix, "repo": str(clone), "method": "student-sinsr", "dataset": "heldout-realesrgan"}))
+    (tmp_path / "retrain.json").write_text(json.dumps({"publish_prefix": prefix, "repo": str(clone)}))
     procs = []
     try:
         port = api.split(":")[-1].split("/")[0]
@@ -186,3 +186,7 @@ def test_served_retrain_deployment_runs_when_triggered(first_run, clone, tmp_pat
             proc.terminate()
             proc.wait(timeout=20)
     assert latest_version(prefix, "sr-onestep") == "0.1.0"
+    published = json.loads(read_s3_bytes(f"{prefix}/sr-onestep/0.1.0/selection.json"))
+    assert published == json.loads((clone / "dist/sr-onestep-0.1.0/selection.json").read_text())
+    report = json.loads((clone / "metrics/eval.json").read_text())
+    assert published["value"] == report[published["student"]]["heldout-realesrgan"]["lpips"]

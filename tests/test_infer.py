@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sr import infer
-from sr.models.build import load_model_dir
+from sr.models.resshift import ResShiftModel
 from sr.package import deterministic_tarball
 from tests.eval.test_evaluate import tiny_model_dir
 
@@ -44,10 +44,18 @@ def test_tile_starts_cover_the_canvas_with_the_overlap():
 def test_tiling_machinery_is_exact_for_a_pointwise_denoiser(model_dir):
     # with a 1x1 denoiser there is nothing for a tile border to change: ε slicing, y's encode margin, the blending
     # normalisation and the tiled decode must reproduce the untiled result exactly
-    model = load_model_dir(model_dir)
-    model.denoiser = torch.nn.Conv2d(48, 48, 1)
-    pointwise = model.denoiser
-    model.denoiser = lambda x, t, lq: pointwise(x) + lq.mean(1, keepdim=True)
+    class Pointwise(torch.nn.Module):
+        size_multiple = 2
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(48, 48, 1)
+
+        def forward(self, x, t, lq):
+            return self.conv(x) + lq.mean(1, keepdim=True)
+
+    model = ResShiftModel.from_pretrained(model_dir)
+    model.denoiser = Pointwise()
     lq = smooth_lq(40, 52)
     whole = infer.upscale(model, lq, seed=3, steps=4)
     tiled = infer.upscale(model, lq, seed=3, steps=4, tile=16, overlap=4)
@@ -57,7 +65,7 @@ def test_tiling_machinery_is_exact_for_a_pointwise_denoiser(model_dir):
 def test_tiled_vs_untiled_stays_within_the_seam_bound(model_dir):
     # the random UNet's GroupNorm sees per-tile statistics, so tiles differ near their borders; the Gaussian
     # blend keeps one-step outputs within max 0.5 / mean 0.06 (on the [-1, 1] scale) for 2x2 tiles of 32, overlap 16
-    model = load_model_dir(model_dir)
+    model = ResShiftModel.from_pretrained(model_dir)
     lq = smooth_lq(48, 56)
     whole = infer.upscale(model, lq, seed=0, steps=1)
     tiled = infer.upscale(model, lq, seed=0, steps=1, tile=32, overlap=16)

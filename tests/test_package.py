@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.artifacts import verify_package
-from sr.package import SelectionError, deterministic_tarball, select_student
+from sr.package import SelectionError, deterministic_tarball, select_student, verify_package
 from stages import package as stage
 from tests.eval.test_evaluate import tiny_model_dir
 
@@ -82,14 +81,17 @@ def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
     verify_package(folder, "dist")  # every file is listed in SHA256SUMS with its hash, nothing extra
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert names == ["README.md", "SHA256SUMS", "config.json", "eval.json", "grids/grid-heldout-realesrgan.png",
-                     "model.safetensors"]
+                     "model.safetensors", "selection.json"]
+    assert json.loads((folder / "selection.json").read_text()) == {
+        "name": "sr-onestep", "version": "0.1.0", "student": "student-colearn", "dataset": "heldout-realesrgan",
+        "metric": "lpips", "value": 0.25, "lower_is_better": True, "max_psnr_drop_db": 0.5}
     assert (folder / "model.safetensors").read_bytes() == (
         tmp_path / "models" / "student-colearn" / "model.safetensors").read_bytes()
     card = (folder / "README.md").read_text()
     assert "**student-colearn**" in card and "| teacher-15 | 25.00 |" in card
     assert f"`models/student-colearn` (dvc.lock md5): `{'b' * 32}.dir`" in card
     assert "`data/shards` (dvc.lock md5): `" + "a" * 32 in card and "![grids/grid-heldout-realesrgan.png]" in card
-    assert '"max_psnr_drop_db": 0.5' in card
+    assert "teacher's minus 0.5 dB: 0.2500." in card
     assert "| **student-colearn** | 24.60 | 0.7000 | 0.2500 | – | 1 | 1,000 |" in card
     assert "commit" not in card  # nothing that changes run to run; latency is only pointed to
     assert "machine-dependent" in card and "metrics/latency.json" in card
@@ -134,5 +136,7 @@ def test_publish_uploads_the_archive(tmp_path, monkeypatch, s3_bucket):
     from sr.storage import read_s3_bytes
 
     assert read_s3_bytes(f"s3://{s3_bucket}/models/sr-onestep/latest").decode().strip() == "0.1.0"
+    selection = read_s3_bytes(f"s3://{s3_bucket}/models/sr-onestep/0.1.0/selection.json")
+    assert selection == (tmp_path / "dist/sr-onestep-0.1.0/selection.json").read_bytes()
     data = read_s3_bytes(f"s3://{s3_bucket}/models/sr-onestep/0.1.0/sr-onestep-0.1.0.tar.gz")
     assert data == (tmp_path / "dist" / "sr-onestep-0.1.0.tar.gz").read_bytes()

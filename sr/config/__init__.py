@@ -38,6 +38,7 @@ from sr.config.training import (
     TrainParams,
     TrajectoriesParams,
     UNetParams,
+    VQParams,
 )
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "TrajectoriesParams",
     "UNetParams",
     "UrlSource",
+    "VQParams",
     "load_overlay",
     "load_params",
     "merge",

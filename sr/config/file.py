@@ -42,7 +42,7 @@ def autoencoder_factor(p: Params) -> int | None:
         case "pixel_unshuffle":
             return p.degrade.scale
         case "vq_f4":
-            return 4
+            return 2 ** (len(p.teacher.autoencoder.vq.ch_mult) - 1)
         case "kl":
             return None
 
@@ -121,11 +121,16 @@ def parse_params(data: Any, source: str = "params.yaml") -> Params:
     try:
         params = Params.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        errors = exc.errors()
+        # a typo shows as an unknown key *and* a missing one: the unknown key is the one to name
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         key = _location(error["loc"]) or "<root>"
         value = error.get("input")
         shown = "" if error["type"] == "missing" else f" = {value!r}"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        # ... and the key the typo left missing beside it is the same mistake, not one more
+        others = [e for e in errors if e is not error
+                  and not (e["type"] == "missing" and e["loc"][:-1] == error["loc"][:-1])]
+        more = f" (+{len(others)} more)" if others else ""
         raise ParamsError(f"{source}: {key}{shown}: {_allowed(error, Params)}{more}") from None
     broken = invariants(params)
     if broken:

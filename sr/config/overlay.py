@@ -45,7 +45,7 @@ def apply_overlay(overlay_path: str | Path, params_path: str | Path) -> Params:
     overlay = load_overlay(overlay_path)
     params = parse_params(merge(read_yaml(params_path), overlay), f"{params_path} + {overlay_path}")
     yaml = YAML()
-    yaml.width = 120
+    yaml.width, yaml.preserve_quotes = 120, True  # "no" must stay a string (YAML 1.1 reads a bare no as false)
     document = yaml.load(Path(params_path).read_text())
     _update(document, overlay)
     buffer = io.StringIO()

@@ -23,9 +23,21 @@ class DiffusionParams(Section):
     etas_end: Annotated[float, Field(gt=0, lt=1)]
 
 
+class VQParams(Section):
+    """The VQ-f4 first stage (docs/methods.md §1.1). params.yaml (pixel_unshuffle) carries none of these keys: the
+    defaults are the official autoencoder_vq_f4.pth architecture, which the checkpoint must match."""
+
+    embed_dim: Annotated[int, Field(ge=1)] = 3
+    n_embed: Annotated[int, Field(ge=2)] = 8192
+    ch: Annotated[int, Field(ge=32)] = 128  # GroupNorm(32) on every width
+    ch_mult: list[Annotated[int, Field(ge=1)]] = [1, 2, 4]  # factor 2^(len-1)
+    num_res_blocks: Annotated[int, Field(ge=1)] = 2
+
+
 class AutoencoderParams(Section):
     kind: AutoencoderKind
     checkpoint: str | None  # vq_f4: official .pth; kl: diffusers folder; path or s3:// URI
+    vq: VQParams = VQParams()
 
 
 class UNetParams(Section):

@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -98,7 +98,7 @@ class ShardWriter:
             fd, self._tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{self.prefix}-", suffix=".tar.part")
             os.close(fd)
             # GNU format: no pax headers, so no timestamps or user names leak into the bytes.
-            self._tar = tarfile.open(self._tmp, "w", format=tarfile.GNU_FORMAT)
+            self._tar = tarfile.open(self._tmp, "w", format=tarfile.GNU_FORMAT)  # noqa: SIM115 - open across writes
         for ext in sorted(members):
             data = members[ext]
             self._tar.addfile(_tar_info(f"{key}.{ext}", len(data)), io.BytesIO(data))
@@ -127,7 +127,7 @@ class ShardWriter:
             Path(self._tmp).unlink(missing_ok=True)
             self._tar, self._tmp = None, None
 
-    def __enter__(self) -> ShardWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,4 +1,4 @@
-"""ResShift diffusion math (METHODS.md §1.2-1.3, §2.1), parameter-free and separate from any network.
+"""ResShift diffusion math (docs/methods.md §1.2-1.3, §1.7, §2.1), parameter-free and separate from any network.
 
 The forward process shifts the residual y - x0 into the state while adding noise:
     q(x_t | x0, y) = N(x0 + eta_t (y - x0), kappa^2 eta_t I),   t = 0..T-1 (code index; index 0 is the paper's t=1).
@@ -139,20 +139,13 @@ class ResShift:
         noise: torch.Tensor,
         deterministic: bool,
         generator: torch.Generator | None = None,
-        keep_intermediate: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Run all T steps from x_T = prior_sample(y, noise); return the final x0 latent.
-
-        With keep_intermediate, also return the T states fed to the network, x_T first: states[i] is the
-        state at index t = T-1-i. The ancestral sampler (deterministic=False) needs `generator`.
-        """
+    ) -> torch.Tensor:
+        """Run all T steps from x_T = prior_sample(y, noise); return the final x0 latent. The ancestral sampler
+        (deterministic=False) needs `generator`."""
         if not deterministic and generator is None:
             raise ValueError("ResShift.sample: the ancestral sampler (deterministic=False) needs a torch.Generator")
         xt = self.prior_sample(y, noise)
-        states: list[torch.Tensor] = []
         for index in reversed(range(self.steps)):
-            if keep_intermediate:
-                states.append(xt)
             t = torch.full((xt.shape[0],), index, dtype=torch.long, device=xt.device)
             x0_hat = model_fn(self.scale_input(xt, t), self.network_t(t), lq)
             if deterministic:
@@ -160,7 +153,7 @@ class ResShift:
             else:
                 assert generator is not None
                 xt = self.ancestral_step(x0_hat, xt, t, generator)
-        return (xt, states) if keep_intermediate else xt
+        return xt
 
     def training_loss(
         self,

@@ -1,4 +1,4 @@
-"""Stable Diffusion's DDPM math (METHODS.md §4.2-4.3), parameter-free and separate from any network.
+"""Stable Diffusion's DDPM math (docs/methods.md §4.2-4.3), parameter-free and separate from any network.
 
 Variance-preserving forward process with the "scaled linear" beta schedule of SD-1.x/2.x:
     z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps,   t = 0..999.

@@ -1,6 +1,6 @@
 """Image-quality metrics through pyiqa, offline: PSNR/SSIM on Y, LPIPS, NIQE, and optional DISTS/MUSIQ/CLIPIQA/MANIQA.
 
-Conventions (METHODS.md §6.2):
+Conventions (docs/methods.md §6.2):
 - PSNR / SSIM follow BasicSR: Y channel of ITU-R BT.601 YCbCr (16..235 range), `crop_border` pixels dropped on each
   side, inputs RGB (B,3,H,W) in [0,1] float or uint8. PSNR of identical images is inf. pyiqa's SSIM rounds Y to
   integers before filtering (MATLAB style), BasicSR does not: the two agree to ~2e-4.

@@ -119,3 +119,9 @@ def osediff_validator(samples: list[Sample], scale: int, metrics: Metrics, batch
             results[method] = means(v, 4)
 
     return validate, results
+
+
+def osediff_report(results: dict[str, dict], steps: int, samples: int) -> dict:
+    """metrics/train-osediff.json: PSNR(Y) and LPIPS of bicubic, the initial and the trained student on val."""
+    report = {f"{metric}_{name}": value for name, m in results.items() for metric, value in m.items()}
+    return {**report, "steps": steps, "val_samples": samples}

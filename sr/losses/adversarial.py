@@ -1,7 +1,7 @@
 """GAN losses on discriminator logits. A discriminator may return one logit tensor or a list (one per head/level);
 every loss averages over all logits of all heads ("multiple heads, averaging", StyleGAN-T / TAD-SR).
 
-- hinge (TAD-SR, METHODS.md §3.4): L_D = mean relu(1 − D(real)) + mean relu(1 + D(fake)), L_G = −mean D(fake).
+- hinge (TAD-SR, docs/methods.md §3.4): L_D = mean relu(1 − D(real)) + mean relu(1 + D(fake)), L_G = −mean D(fake).
 - logistic (Co-learning, §5, with D = sigmoid(logit) the probability of "real"): L_D = −log D(real) − log(1 − D(fake)),
   computed with softplus for stability. The paper writes the generator term as E[1 − D(fake)] ("paper"); it saturates
   when D is confident, so the default is the non-saturating −log D(fake).

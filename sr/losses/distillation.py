@@ -1,4 +1,4 @@
-"""SinSR's one-step distillation losses (METHODS.md §2.2, Appendix A.2), as pure functions of a denoiser.
+"""SinSR's one-step distillation losses (docs/methods.md §2.2), as pure functions of a denoiser.
 
 A denoiser is `model(x_scaled, t, lq) -> x0_hat`. The one-step student always runs at the last index T-1 from
 x_T = y + κ√η_T·ε. Every loss returns one value per sample (mean over C,H,W), so callers choose the reduction.

@@ -1,4 +1,4 @@
-"""TAD-SR's high-frequency-enhanced score distillation (HSD, METHODS.md §3.3), with the reference code's bugs fixed.
+"""TAD-SR's high-frequency-enhanced score distillation (HSD, docs/methods.md §3.3), with the reference code's bugs fixed.
 
 Student and teacher outputs are re-noised to a small step s with the *same* Gaussian noise n, the frozen teacher
 denoises both, and the difference of the noises it implies, g = ε̂(x_s^stu) − ε̂(x_s^tea), is the direction the

@@ -1,4 +1,4 @@
-"""OSEDiff's losses (METHODS.md §4.3, A.4) as pure functions of tensors and callables.
+"""OSEDiff's losses (docs/methods.md §4.3) as pure functions of tensors and callables.
 
 Score networks enter as `EpsFn(z_t, t, prompt_embeds) -> eps` so the caller decides dtype, autocast and whether
 the net is the frozen SD UNet (real score) or the LoRA'd copy (fake score). Random draws come from a passed

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sr.config import AutoencoderKind, AutoencoderParams
+from sr.config import AutoencoderKind, AutoencoderParams, VQParams
 from sr.models.official import import_vq_f4
 from sr.models.vq_f4 import VQF4
 from sr.storage import materialize
@@ -107,6 +107,11 @@ class KLAutoencoder(nn.Module):
         return self.vae.decode(z / self.scaling_factor + self.shift_factor).sample
 
 
+def vq_config(p: VQParams) -> dict:
+    return {"embed_dim": p.embed_dim, "n_embed": p.n_embed, "ch": p.ch, "ch_mult": tuple(p.ch_mult),
+            "num_res_blocks": p.num_res_blocks, "z_channels": p.embed_dim}
+
+
 def build_autoencoder(p: AutoencoderParams, cache_dir: Path, scale: int) -> nn.Module:
     """The frozen first stage `p` names; `checkpoint` (path or s3://) holds official weights for vq_f4 (without one:
     random weights, for tests) and a diffusers folder for kl."""
@@ -114,7 +119,8 @@ def build_autoencoder(p: AutoencoderParams, cache_dir: Path, scale: int) -> nn.M
         case "pixel_unshuffle":
             ae: nn.Module = PixelUnshuffle(factor=scale)
         case "vq_f4":
-            ae = import_vq_f4(materialize(p.checkpoint, cache_dir)) if p.checkpoint else VQF4()
+            ae = import_vq_f4(materialize(p.checkpoint, cache_dir), **vq_config(p.vq)) if p.checkpoint \
+                else VQF4(**vq_config(p.vq))
         case "kl":
             if not p.checkpoint:
                 raise ValueError("teacher.autoencoder.checkpoint: the 'kl' autoencoder needs a diffusers folder")
@@ -130,13 +136,13 @@ def save_autoencoder(ae: nn.Module, folder: Path) -> None:
         save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(folder / VQ_FILE))
 
 
-def load_autoencoder(kind: AutoencoderKind, folder: Path, scale: int) -> nn.Module:
-    """The autoencoder `save_autoencoder` wrote into `folder`."""
+def load_autoencoder(kind: AutoencoderKind, folder: Path, scale: int, vq: VQParams | None = None) -> nn.Module:
+    """The autoencoder `save_autoencoder` wrote into `folder` (`vq`: the VQ-f4 architecture, for kind vq_f4)."""
     match kind:
         case "pixel_unshuffle":
             ae: nn.Module = PixelUnshuffle(factor=scale)
         case "vq_f4":
-            ae = VQF4()
+            ae = VQF4(**vq_config(vq or VQParams()))
             ae.load_state_dict(load_file(str(folder / VQ_FILE)))
         case "kl":
             ae = KLAutoencoder.from_folder(folder / KL_DIR)

@@ -1,6 +1,6 @@
 """Discriminators of the adversarial one-step recipes, all ending in StyleGAN-T-style 1-D heads.
 
-- `TimeAwareDiscriminator` (TAD-SR, METHODS.md §3.4): trainable only on top of the frozen teacher encoder's
+- `TimeAwareDiscriminator` (TAD-SR, docs/methods.md §3.4): trainable only on top of the frozen teacher encoder's
   features of a noisy latent at step t_d. Per level: FiLM by the sinusoidal t_d embedding, a zero-initialised 3x3
   conv, then a head over the flattened positions.
 - `LatentDiscriminator` (Co-learning §5, used for both the HQ and the LQ discriminator): a small trained
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from sr.models.unet import timestep_embedding
+from sr.models.embeddings import timestep_embedding
 
 
 def _groups(channels: int, wanted: int) -> int:

@@ -28,6 +28,7 @@ from sr.config import (
     SwinUNetParams,
     TeacherParams,
     UNetParams,
+    VQParams,
 )
 from sr.config.base import Section
 from sr.diffusion.resshift import ResShift
@@ -49,6 +50,7 @@ class ResShiftConfig(Section):
     unet: UNetParams | None = None  # the params of `arch`, the other is None
     swin: SwinUNetParams | None = None
     autoencoder: AutoencoderKind
+    vq: VQParams | None = None  # the VQ-f4 architecture, for autoencoder vq_f4
     diffusion: DiffusionParams
     scale: int
     latent_channels: int
@@ -93,7 +95,7 @@ class ResShiftModel(nn.Module):
         autoencoder = build_autoencoder(p.autoencoder, cache_dir, scale)
         unet, swin = (p.unet, None) if p.arch == "unet" else (None, p.swin)
         fields = {"arch": p.arch, "unet": unet, "swin": swin, "autoencoder": p.autoencoder.kind,
-                  "diffusion": p.diffusion, "scale": scale, "latent_channels": autoencoder.channels,
+                  "vq": p.autoencoder.vq if p.autoencoder.kind == "vq_f4" else None, "diffusion": p.diffusion, "scale": scale, "latent_channels": autoencoder.channels,
                   "inference_steps": p.diffusion.steps}
         cfg = ResShiftConfig(**{**fields, **config})
         if denoiser is None:
@@ -164,7 +166,7 @@ class ResShiftModel(nn.Module):
     def from_pretrained(cls, folder: str | Path) -> ResShiftModel:
         folder = Path(folder)
         config = ResShiftConfig.model_validate(read_config(folder))
-        autoencoder = load_autoencoder(config.autoencoder, folder, config.scale)
+        autoencoder = load_autoencoder(config.autoencoder, folder, config.scale, config.vq)
         denoiser = build_denoiser(config.arch, config.unet, config.swin, config.latent_channels)
         denoiser.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
         return cls(denoiser, autoencoder, config).eval().requires_grad_(False)

@@ -1,4 +1,4 @@
-"""ResShift's denoiser `UNetModelSwin` (METHODS.md §1.4), written so its state_dict matches the released weights.
+"""ResShift's denoiser `UNetModelSwin` (docs/methods.md §1.4), written so its state_dict matches the released weights.
 
 A guided-diffusion UNet with FiLM time conditioning (`use_scale_shift_norm`) and a Swin `BasicLayer` after the first
 ResBlock of every level listed in `attention_resolutions`, plus ResBlock-Swin-ResBlock in the middle. The LQ image
@@ -19,15 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr.config import SwinUNetParams
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """guided-diffusion's sinusoid: [cos | sin] of t * max_period^(-k/half), k = 0..half-1."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(emb, (0, dim % 2))
+from sr.models.embeddings import timestep_embedding
 
 
 class GroupNorm32(nn.GroupNorm):

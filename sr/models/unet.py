@@ -15,15 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr.config import UNetParams
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding (B, dim) of the raw step index, guided-diffusion's frequencies."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(embedding, (0, dim % 2))
+from sr.models.embeddings import timestep_embedding
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

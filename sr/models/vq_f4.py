@@ -1,4 +1,4 @@
-"""ResShift's first stage: the LDM VQ-f4 autoencoder (`VQModelTorch`, METHODS.md §1.1), state-dict compatible.
+"""ResShift's first stage: the LDM VQ-f4 autoencoder (`VQModelTorch`, docs/methods.md §1.1), state-dict compatible.
 
 `encode` returns the continuous pre-quantization latent (quant_conv(encoder(x))); the diffusion lives there.
 `decode` snaps each latent vector to its nearest codebook entry (straight-through, so gradients reach z), then runs

@@ -7,16 +7,18 @@ the latest; the newest `keep` checkpoints survive.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from sr.storage import atomic_dir
 
 _TENSOR = "__tensor__"
 
@@ -69,20 +71,12 @@ def _step_dirs(ckpt_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _pack({"step": step, **state}, "s", tensors)
-    tmp = Path(tempfile.mkdtemp(dir=ckpt_dir, prefix=".tmp-"))
-    try:
+    final = ckpt_dir / f"step-{step:08d}"
+    with atomic_dir(final) as tmp:
         save_file(tensors, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps(skeleton))
-        final = ckpt_dir / f"step-{step:08d}"
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in _step_dirs(ckpt_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -107,8 +101,6 @@ def seed_everything(seed: int) -> None:
 
 def fingerprint(*parts: object) -> str:
     """A short id of a run's inputs (params JSON, seed, data files by content): its checkpoints live under it."""
-    import hashlib
-
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, Path):

@@ -14,6 +14,7 @@ from basicsr.utils.img_process_util import filter2D
 import sr.data.degradations as deg
 from sr.config import DegradationStage, DegradeParams
 from sr.data.degradations import bicubic_lq, blur_kernel, degrade, filter_image, usm_sharpen
+from tests.pipeline_fixtures import default_params
 
 
 def _photo(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -23,13 +24,22 @@ def _photo(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="bicubic").clamp(0, 1)[0].contiguous()
 
 
+def _params(**update) -> DegradeParams:
+    """params.yaml's degrade section (ResShift's `degradation:` block) with `update`."""
+    return default_params().degrade.model_copy(update=update)
+
+
+def _stage(stage: str = "stage1", **update) -> DegradationStage:
+    return getattr(default_params().degrade, stage).model_copy(update=update)
+
+
 def _run(hq: torch.Tensor, p: DegradeParams, seed: int) -> tuple[torch.Tensor, dict]:
     return degrade(hq, p, torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("scale", [4, 2])
 def test_same_seed_same_bytes_other_seed_differs(scale: int) -> None:
-    p = DegradeParams(scale=scale)
+    p = _params(scale=scale)
     hq = _photo(64, 64)
     for seed in range(5):
         lq_a, rec_a = _run(hq, p, seed)
@@ -41,7 +51,7 @@ def test_same_seed_same_bytes_other_seed_differs(scale: int) -> None:
 
 @pytest.mark.parametrize("scale,shape", [(4, (64, 64)), (4, (32, 48)), (2, (64, 64)), (2, (16, 40))])
 def test_shape_dtype_range_and_8bit(scale: int, shape: tuple[int, int]) -> None:
-    p = DegradeParams(scale=scale)
+    p = _params(scale=scale)
     for seed in range(10):
         lq, _ = _run(_photo(*shape, seed=seed), p, seed)
         assert lq.shape == (3, shape[0] // scale, shape[1] // scale)
@@ -88,7 +98,7 @@ def _check_stage(rec: dict, stage: DegradationStage) -> None:
 
 
 def test_records_stay_in_the_param_ranges_and_cover_every_branch() -> None:
-    p = DegradeParams()
+    p = _params()
     hq = _photo(64, 64)
     kinds, orders, modes, noises = set(), set(), set(), set()
     second, second_blur = 0, 0
@@ -131,7 +141,7 @@ def test_records_stay_in_the_param_ranges_and_cover_every_branch() -> None:
 
 @pytest.mark.parametrize("prob", [0.0, 1.0])
 def test_second_stage_follows_its_probability(prob: float) -> None:
-    p = DegradeParams(second_order_prob=prob, second_blur_prob=prob)
+    p = _params(second_order_prob=prob, second_blur_prob=prob)
     hq = _photo(32, 32)
     for seed in range(30):
         _, rec = _run(hq, p, seed)
@@ -141,7 +151,7 @@ def test_second_stage_follows_its_probability(prob: float) -> None:
 
 
 def test_jpeg_is_applied(monkeypatch: pytest.MonkeyPatch) -> None:
-    p = DegradeParams(stage1=DegradationStage(jpeg_range=(30, 40)), stage2=DegradationStage(jpeg_range=(30, 40)))
+    p = _params(stage1=_stage(jpeg_range=(30, 40)), stage2=_stage("stage2", jpeg_range=(30, 40)))
     hq = _photo(64, 64)
     with_jpeg = [_run(hq, p, seed) for seed in range(5)]
     for lq, rec in with_jpeg:
@@ -172,7 +182,7 @@ def test_bicubic_lq_is_torch_antialiased_bicubic_in_8_bit() -> None:
 
 def test_bad_input_is_rejected_with_the_size() -> None:
     with pytest.raises(ValueError, match=r"\(30, 32\) is not a multiple of scale 4"):
-        degrade(torch.rand(3, 30, 32), DegradeParams(), torch.Generator())
+        degrade(torch.rand(3, 30, 32), _params(), torch.Generator())
     with pytest.raises(ValueError, match="float32 \\(3, H, W\\)"):
         bicubic_lq(torch.rand(1, 3, 32, 32), 4)
 
@@ -200,8 +210,8 @@ def test_usm_sharpen_matches_basicsr_and_is_used() -> None:
     hq = _photo(64, 64, seed=5)
     want = USMSharp()(hq[None].contiguous())[0]
     torch.testing.assert_close(usm_sharpen(hq), want, atol=1e-5, rtol=0)
-    lq_plain, rec_plain = _run(hq, DegradeParams(), 0)
-    lq_sharp, rec_sharp = _run(hq, DegradeParams(usm_sharpen=True), 0)
+    lq_plain, rec_plain = _run(hq, _params(), 0)
+    lq_sharp, rec_sharp = _run(hq, _params(usm_sharpen=True), 0)
     assert rec_sharp["usm_sharpen"] is True and rec_plain["usm_sharpen"] is False
     assert not torch.equal(lq_plain, lq_sharp)
 
@@ -209,12 +219,12 @@ def test_usm_sharpen_matches_basicsr_and_is_used() -> None:
 def test_gaussian_noise_level_and_gray_flag() -> None:
     flat = np.full((64, 64, 3), 0.5, dtype=np.float32)
     g = torch.Generator().manual_seed(0)
-    color = DegradationStage(gaussian_noise_prob=1.0, noise_range=(10.0, 10.0), gray_noise_prob=0.0)
+    color = _stage(gaussian_noise_prob=1.0, noise_range=(10.0, 10.0), gray_noise_prob=0.0)
     out, rec = deg._add_noise(g, flat, color)
     assert rec == {"kind": "gaussian", "sigma": 10.0, "gray": False}
     assert abs(float((out - 0.5).std()) - 10 / 255) < 0.1 * 10 / 255
     assert not np.array_equal(out[..., 0], out[..., 1])
-    gray = DegradationStage(gaussian_noise_prob=0.0, gray_noise_prob=1.0)
+    gray = _stage(gaussian_noise_prob=0.0, gray_noise_prob=1.0)
     out, rec = deg._add_noise(g, _photo(32, 32).permute(1, 2, 0).numpy().copy(), gray)
     assert rec["kind"] == "poisson" and rec["gray"] is True
     noise = out - _photo(32, 32).permute(1, 2, 0).numpy()

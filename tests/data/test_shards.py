@@ -13,9 +13,9 @@ from sr.data.shards import (
     encode_png,
     iter_samples,
     make_loader,
-    sample_seed,
     shard_paths,
 )
+from sr.seeds import sample_seed
 
 
 def _write(tmp_path, n=10, max_count=4, prefix="train"):

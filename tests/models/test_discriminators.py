@@ -3,12 +3,14 @@
 import pytest
 import torch
 
-from sr.config import SwinUNetParams, UNetParams
 from sr.models.discriminators import LatentDiscriminator, TimeAwareDiscriminator, circular_pad, feature_channels
 from sr.models.downsampler import build_downsampler
 from sr.models.unet import UNet
+from tests.pipeline_fixtures import default_params
 
-UNET = UNetParams(model_channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[], num_head_channels=8)
+UNET = default_params().teacher.unet.model_copy(
+    update={"model_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_levels": [],
+            "num_head_channels": 8})
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
@@ -64,7 +66,7 @@ def test_circular_pad_wraps_even_when_shorter_than_the_pad():
 
 @pytest.mark.parametrize("kind", ["diffusion", "conv"])
 def test_downsamplers_map_a_latent_and_noise_to_a_latent(kind):
-    g = build_downsampler(kind, "unet", UNET, SwinUNetParams(), latent_channels=12)
+    g = build_downsampler(kind, "unet", UNET, None, latent_channels=12)
     z = torch.randn(2, 12, 8, 8, requires_grad=True)
     out = g(z, torch.randn(2, 12, 8, 8))
     assert out.shape == z.shape

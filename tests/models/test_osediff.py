@@ -10,23 +10,17 @@ from diffusers import DDPMScheduler
 from peft.tuners.lora import LoraLayer
 from pydantic import ValidationError
 
-from sr.config import LoraParams, OsediffParams, PromptParams, SmallSDParams
+from sr.config import OsediffParams, PromptParams, SmallSDParams
 from sr.diffusion.sd import add_noise, one_step_x0, scaled_linear_alphas_cumprod
+from sr.eval.timing import count_params
 from sr.losses.vsd import fake_score_loss
-from sr.models.osediff import (
-    MODULES_FILE,
-    build_small_sd,
-    count_params,
-    encode_prompts,
-    load_generator,
-    load_sd,
-    make_fake_score,
-    make_generator,
-    merge,
-    save_sd,
-)
+from sr.models.osediff import MODULES_FILE, load_generator, make_fake_score, make_generator, merge
+from sr.models.sd import build_small_sd, encode_prompts, load_sd, save_sd
+from tests.pipeline_fixtures import default_params
 
-LORA = LoraParams()
+LORA = default_params().osediff.lora  # rank 4, alpha 8: OSEDiff's
+# params.yaml's small SD with a 4-level VAE: x8 like SD's, so a 32 px image is a 4x4 latent
+SMALL = default_params().osediff.small.model_copy(update={"vae_channels": [32, 32, 64, 64]})
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
@@ -34,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 @pytest.fixture(scope="module")
 def sd():
-    return build_small_sd(SmallSDParams(), seed=0)
+    return build_small_sd(SMALL, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +64,7 @@ def test_one_step_matches_diffusers_scheduler(sd):
     torch.testing.assert_close(ours, out.prev_sample, rtol=1e-5, atol=1e-4)  # prev abar = 1: the step is x0
     abar = scaled_linear_alphas_cumprod()
     torch.testing.assert_close(abar.float(), scheduler.alphas_cumprod, rtol=1e-5, atol=1e-7)
-    assert float(abar[999]) == pytest.approx(0.0046601, abs=1e-7)  # METHODS.md §4.2
+    assert float(abar[999]) == pytest.approx(0.0046601, abs=1e-7)  # docs/methods.md §4.2
     t = torch.tensor([3, 700])
     torch.testing.assert_close(add_noise(z, eps, t, abar), scheduler.add_noise(z, eps, t), rtol=1e-5, atol=1e-5)
 
@@ -163,8 +157,8 @@ def test_save_load_and_merge_give_identical_outputs(sd, embeds, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for a, b in zip(ref, fused):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    assert not _lora_layers(merged) and count_params(merged) == count_params(sd.vae) + count_params(sd.unet)
-    assert count_params(merged, trainable_only=True) == 0
+    assert not _lora_layers(merged) and count_params([merged]) == count_params([sd.vae]) + count_params([sd.unet])
+    assert sum(p.numel() for p in merged.parameters() if p.requires_grad) == 0
     with torch.no_grad():  # the adapters must matter, or the comparisons above prove nothing
         fresh = make_generator(sd, LORA, "sample", torch.Generator().manual_seed(0))(
             lq, embeds, torch.Generator().manual_seed(7)
@@ -209,12 +203,13 @@ def test_load_sd_round_trips_a_saved_small_model(sd, tmp_path):
 
 
 def test_params_validation():
+    osediff = default_params().osediff.model_dump()
     with pytest.raises(ValidationError, match="t_min < t_max"):
-        OsediffParams(t_min=500, t_max=400)
+        OsediffParams(**{**osediff, "t_min": 500, "t_max": 400})
     with pytest.raises(ValidationError, match="tagger_path"):
-        PromptParams(kind="tagger")
+        PromptParams(kind="tagger", text="")
     with pytest.raises(ValidationError, match="norm_num_groups"):
-        SmallSDParams(vae_channels=[30, 32, 64, 64])
+        SmallSDParams(**{**osediff["small"], "vae_channels": [30, 32, 64, 64]})
 
 
 def test_gradient_checkpointing_keeps_gradients(sd, embeds):

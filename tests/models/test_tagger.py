@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from sr.config import PromptParams
-from sr.models.osediff import encode_prompts, small_tokenizer
-from sr.models.tagger import Prompter, Tagger, join_prompt, load_tagger
+from sr.models.osediff import prompt_config
+from sr.models.sd import build_small_sd, encode_prompts, small_tokenizer
+from sr.models.tagger import Prompter, Tagger, TaggerSpec, join_prompt, load_tagger
+from tests.pipeline_fixtures import default_params
 from tests.tagger_fixtures import TAGS, save_classifier_tagger, save_clip_tagger
 
 
@@ -81,19 +83,21 @@ def test_bad_tagger_folders_name_the_problem(tmp_path):
 
 def test_load_tagger_follows_the_prompt_kind(tmp_path):
     folder = save_classifier_tagger(tmp_path / "vit", bias=[1.0, -3.0, 3.0, -5.0])
-    assert load_tagger(PromptParams(kind="fixed", text="x"), tmp_path / "cache") is None
-    tagger = load_tagger(PromptParams(kind="tagger", tagger_path=str(folder), tagger_max_tags=1), tmp_path / "cache")
+    text, spec = prompt_config(PromptParams(kind="fixed", text="x"))
+    assert text == "x" and spec is None and load_tagger(spec, tmp_path / "cache") is None
+    text, spec = prompt_config(PromptParams(kind="tagger", text="", tagger_path=str(folder), tagger_max_tags=1))
+    assert spec == TaggerSpec(path=str(folder), threshold=0.68, max_tags=1)
+    tagger = load_tagger(spec, tmp_path / "cache")
     assert tagger is not None and tagger(_images(1)) == ["red"]
 
 
 def test_prompter_joins_tags_and_text_and_encodes_per_image(tmp_path):
-    from sr.config import SmallSDParams
-    from sr.models.osediff import build_small_sd
-
     assert join_prompt("red, cat", "") == "red, cat" and join_prompt("", "photo") == "photo"
     assert join_prompt("red", "photo") == "red, photo"
-    sd = build_small_sd(SmallSDParams(vae_channels=[8, 8], unet_channels=[16, 16], cross_attention_dim=16,
-                                      text_intermediate_size=16), 0)
+    small = default_params().osediff.small.model_copy(
+        update={"vae_channels": [8, 8], "unet_channels": [16, 16], "cross_attention_dim": 16,
+                "text_intermediate_size": 16})
+    sd = build_small_sd(small, 0)
     fixed = Prompter(sd.text_encoder, sd.tokenizer, "a photo")
     torch.testing.assert_close(fixed(_images(3)), encode_prompts(sd.text_encoder, sd.tokenizer, ["a photo"]))
     tagger = Tagger(save_classifier_tagger(tmp_path / "vit", bias=[1.0, -3.0, 3.0, -5.0]), 0.68, 16)

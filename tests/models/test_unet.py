@@ -6,10 +6,18 @@ import pytest
 import torch
 
 from sr.config import UNetParams
-from sr.models.unet import UNet, timestep_embedding
+from sr.models.embeddings import timestep_embedding
+from sr.models.unet import UNet
+from tests.pipeline_fixtures import default_params
 
-TINY = UNetParams(model_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1, attention_levels=[1, 2],
-                  num_head_channels=8)  # fmt: skip
+
+def unet_params(**update) -> UNetParams:
+    """params.yaml's teacher UNet with `update`."""
+    return default_params().teacher.unet.model_copy(update=update)
+
+
+TINY = unet_params(model_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1, attention_levels=[1, 2],
+                   num_head_channels=8)  # fmt: skip
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
@@ -79,8 +87,8 @@ def test_gradient_reaches_every_parameter() -> None:
 
 def test_overfits_one_tiny_batch() -> None:
     torch.manual_seed(0)
-    net = UNet(12, 3, UNetParams(model_channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1],
-                                 num_head_channels=8))  # fmt: skip
+    net = UNet(12, 3, unet_params(model_channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[1],
+                                  num_head_channels=8))  # fmt: skip
     x, t, lq = inputs(batch=4)
     target = inputs(batch=4, seed=1)[0]
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -96,7 +104,7 @@ def test_overfits_one_tiny_batch() -> None:
 
 def test_default_params_shapes() -> None:
     torch.manual_seed(0)
-    net = UNet(48, 3, UNetParams())
+    net = UNet(48, 3, unet_params())
     x, t, lq = inputs(batch=1, latent=48, size=16, lq_size=16)
     assert net(x, t, lq).shape == (1, 48, 16, 16)
     assert 0.5e6 < sum(p.numel() for p in net.parameters()) < 2e6
@@ -105,4 +113,4 @@ def test_default_params_shapes() -> None:
 
 def test_bad_attention_level() -> None:
     with pytest.raises(ValueError, match=r"attention_levels \[2\] out of range"):
-        UNet(12, 3, UNetParams(channel_mult=[1, 2], attention_levels=[2]))
+        UNet(12, 3, unet_params(channel_mult=[1, 2], attention_levels=[2]))

@@ -53,11 +53,11 @@ def test_ema_update_and_curves_trim(tmp_path):
         ema.weight.fill_(0.0)
     ema_update(ema, model, rate=0.9)
     assert ema.weight.item() == torch.tensor(0.1).item()
-    curves = Curves(tmp_path / "c.csv", ["loss"])
+    curves = Curves(tmp_path / "c.csv")
     for step in (10, 20, 30):
         curves.log(step, loss=step / 10)
     curves.flush()
-    resumed = Curves(tmp_path / "c.csv", ["loss"], resume_step=20)
+    resumed = Curves(tmp_path / "c.csv", resume_step=20)
     resumed.log(30, loss=9)
     resumed.flush()
     assert (tmp_path / "c.csv").read_text() == "step,loss\n10,1\n20,2\n30,9\n"

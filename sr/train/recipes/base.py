@@ -57,8 +57,7 @@ class Recipe(nn.Module, metaclass=ABCMeta):
         super().__init__()
         self.student = copy.deepcopy(teacher.denoiser).train().requires_grad_(True)
         self.discs = nn.ModuleDict()
-        # the modules to call: themselves, or their DDP wrappers after `prepare` (state dicts stay unwrapped)
-        self.calls: dict[str, nn.Module] = {"student": self.student}
+        self.calls: dict[str, nn.Module] = {}  # DDP wrappers, after `prepare`
 
     def generator_modules(self) -> dict[str, nn.Module]:
         """What the generator optimizer trains, by name."""
@@ -71,14 +70,18 @@ class Recipe(nn.Module, metaclass=ABCMeta):
         """Wrap every trained module for DDP (and the device); calls go through the wrappers from now on."""
         self.calls = {name: wrap(m) for name, m in {**self.generator_modules(), **self.discs}.items()}
 
+    def call(self, name: str) -> nn.Module:
+        """The module to run: its DDP wrapper after `prepare`, else itself (state dicts stay unwrapped)."""
+        return self.calls[name] if name in self.calls else {**self.generator_modules(), **self.discs}[name]
+
     def generator_calls(self) -> list[nn.Module]:
-        return [self.calls[name] for name in self.generator_modules()]
+        return [self.call(name) for name in self.generator_modules()]
 
     def disc_calls(self) -> list[nn.Module]:
-        return [self.calls[name] for name in self.discs]
+        return [self.call(name) for name in self.discs]
 
     def student_x0(self, teacher: ResShiftModel, batch: DistillBatch) -> torch.Tensor:
-        return distillation.one_step(self.calls["student"], teacher.diffusion, batch.x_T, batch.lq)
+        return distillation.one_step(self.call("student"), teacher.diffusion, batch.x_T, batch.lq)
 
     @abstractmethod
     def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, rng: torch.Generator) -> GeneratorPass:

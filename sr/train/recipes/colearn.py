@@ -44,7 +44,7 @@ class CoLearning(Recipe):
         p, b = self.p, batch
         z_s = self.student_x0(teacher, b)
         # one G call for both of its inputs: the student's output (adversarial) and the HQ latent (regression)
-        y_hat, y_rec = self.calls["downsampler"](
+        y_hat, y_rec = self.call("downsampler")(
             torch.cat([z_s, b.z_hq]), torch.cat([randn(z_s, rng), randn(z_s, rng)])
         ).chunk(2)
         losses = {
@@ -62,6 +62,6 @@ class CoLearning(Recipe):
     def discriminator_loss(self, teacher: ResShiftModel, batch: DistillBatch, fakes: ColearnFakes) -> torch.Tensor:
         total = torch.zeros((), device=batch.y.device)
         for name, real_x, fake_x in (("hq", batch.z_hq, fakes.fake), ("lq", batch.y, fakes.y_hat)):
-            real, fake = zip(*(logit.chunk(2) for logit in self.calls[name](torch.cat([real_x, fake_x]))))
+            real, fake = zip(*(logit.chunk(2) for logit in self.call(name)(torch.cat([real_x, fake_x]))))
             total = total + adversarial.logistic_d_loss(list(real), list(fake))
         return total

@@ -18,7 +18,7 @@ class SinSR(Recipe):
         self.p = p
 
     def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, rng: torch.Generator) -> GeneratorPass:
-        student, diffusion, p = self.calls["student"], teacher.diffusion, self.p
+        student, diffusion, p = self.call("student"), teacher.diffusion, self.p
         z_s = self.student_x0(teacher, batch)
         losses = {
             "distill": distillation.distill_loss(z_s, batch.target).mean(),

@@ -67,5 +67,5 @@ class TADSR(Recipe):
         with torch.no_grad():
             feats = noisy_features(teacher, torch.cat([batch.z_hq, fakes.fake]), torch.cat([batch.y, batch.y]),
                                    torch.cat([batch.lq, batch.lq]), t2, torch.cat([fakes.noise_d, fakes.noise_d]))
-        real, fake = zip(*(logit.chunk(2) for logit in self.calls["latent"](feats, t2)))
+        real, fake = zip(*(logit.chunk(2) for logit in self.call("latent")(feats, t2)))
         return adversarial.hinge_d_loss(list(real), list(fake))
