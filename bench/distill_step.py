@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         stats: list[dict[str, float]] = []
         with tempfile.TemporaryDirectory() as tmp:
             train_distill(recipe, p, ResShiftModel.from_pretrained(args.teacher), params.seed, shards, Path(tmp) / "student",
-                          Path(tmp) / "work", Path(tmp) / "curves.csv", on_step=lambda step, s: stats.append(s))
+                          Path(tmp) / "work", Path(tmp) / "curves.csv", on_step=lambda step, s, stats=stats: stats.append(s))
         timed = stats[args.warmup:]
         step_s = statistics.mean(s["step_s"] for s in timed)
         wait = sum(s["data_s"] for s in timed) / sum(s["step_s"] for s in timed)

@@ -16,16 +16,20 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from sr.storage import atomic_dir, atomic_write_bytes
+from sr.storage import atomic_dir, atomic_write_bytes, materialize
 
 LOWER_IS_BETTER = {"lpips", "niqe", "dists"}
 LINEAGE_PATHS = ["data/raw", "data/shards", "models/teacher"]  # plus the chosen student's folder
 SELECTION_FILE = "selection.json"
+CARD_FILE = "modeldb.json"  # the OpenModelDB-style entry (schema: docs/modeldb.schema.json)
+WEIGHT_FILES = {"model.safetensors": ("pytorch", "safetensors"), "lora.safetensors": ("pytorch", "safetensors"),
+                "model.onnx": ("onnx", "onnx")}
 
 
 class PackageError(RuntimeError):
@@ -162,10 +166,42 @@ def deterministic_tarball(folder: Path, top: str) -> bytes:
     return out.getvalue()
 
 
+def modeldb_card(folder: Path, selection: dict, report: dict, config: dict, license_: str | None, author: str,
+                 training: dict) -> dict:
+    """The OpenModelDB-style entry of the package in `folder`: architecture, scale, channels, license, every weight
+    file as a resource with its size and sha256, the training data and the evaluation of the shipped student."""
+    student = selection["student"]
+    arch = config.get("arch") or config["model_type"]
+    resources = [{"platform": platform, "type": kind, "file": name, "size": (folder / name).stat().st_size,
+                  "sha256": sha256_bytes((folder / name).read_bytes()), "urls": []}
+                 for name, (platform, kind) in WEIGHT_FILES.items() if (folder / name).is_file()]
+    unet = config.get("unet") or {}
+    return {
+        "name": f"{selection['name']} {selection['version']}",
+        "author": author,
+        "license": license_,
+        "tags": ["diffusion", "one-step", "real-world", config["model_type"]],
+        "description": f"One-step diffusion super-resolution x{config['scale']}: {student}, chosen by the best "
+                       f"{selection['metric']} on {selection['dataset']}.",
+        "architecture": f"{config['model_type']}-{arch}" if arch != config["model_type"] else arch,
+        "size": [f"{unet['model_channels']}nf"] if unet else [],
+        "scale": config["scale"],
+        "inputChannels": 3,
+        "outputChannels": 3,
+        "sizeMultiple": 1,  # any input size: the exported graph and sr-upscale pad internally
+        "resources": resources,
+        "trainingHRSize": training["hq_size"],
+        "dataset": training["dataset"],
+        "metrics": {dataset: {k: v for k, v in values.items() if k in ("psnr_y", "ssim_y", "lpips")}
+                    for dataset, values in report[student].items() if dataset != "cost"},
+    }
+
+
 def build_package(student_dir: Path, selection: dict, report: dict, grids: list[Path], lineage: dict, scale: int,
-                  dist_dir: Path) -> Path:
+                  dist_dir: Path, extra_files: list[Path] = (), card: dict | None = None) -> Path:
     """Write dist/<name>-<version>/ (replaced whole, atomically) and dist/<name>-<version>.tar.gz; return the tarball.
-    `lineage`: output path -> its dvc.lock md5."""
+    `lineage`: output path -> its dvc.lock md5; `extra_files` (e.g. model.onnx) are shipped beside the student's;
+    `card`: the modeldb.json fields that do not come from the files (license, author, training)."""
     top = f"{selection['name']}-{selection['version']}"
     final = dist_dir / top
     with atomic_dir(final) as build:
@@ -179,8 +215,14 @@ def build_package(student_dir: Path, selection: dict, report: dict, grids: list[
             (build / "grids").mkdir(exist_ok=True)
             shutil.copyfile(grid, build / "grids" / grid.name)
             grid_names.append(f"grids/{grid.name}")
+        for extra in extra_files:
+            shutil.copyfile(extra, build / extra.name)
         (build / "eval.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         (build / SELECTION_FILE).write_text(json.dumps(selection, indent=2, sort_keys=True) + "\n")
+        if card is not None:
+            config = json.loads((build / "config.json").read_text())
+            entry = modeldb_card(build, selection, report, config, **card)
+            (build / CARD_FILE).write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")
         (build / "README.md").write_text(model_card(selection, report, lineage, scale, grid_names))
         files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
         sums = "".join(f"{sha256_bytes((build / f).read_bytes())}  {f}\n" for f in files)
@@ -223,6 +265,18 @@ def verify_package(root: Path, where: str) -> None:
     for rel, digest in sums.items():
         if sha256_file(root / rel) != digest:
             raise PackageError(f"{where}/{rel}: sha256 mismatch: the file is corrupt")
+
+
+def model_folder(spec: str | os.PathLike[str], cache_dir: Path) -> Path:
+    """A local model folder for a folder, a package .tar.gz (verified, unpacked under `cache_dir`), or an s3:// URI
+    of either."""
+    path = materialize(str(spec), cache_dir)
+    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return unpack_package(path, Path(tempfile.mkdtemp(dir=cache_dir, prefix="package-")))
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{spec}: not a model folder or package (no config.json)")
+    return path
 
 
 def unpack_package(tarball: Path, dest: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +25,9 @@ def training_outputs(ap: argparse.ArgumentParser, out: str, work: str, metrics: 
 def run(main: Callable[[list[str] | None], int], *user_errors: type[BaseException]) -> int:
     """Run a stage from the command line. A user error (bad params, bad source, unreachable S3, a missing input)
     prints one line and exits 2; anything else is a bug and keeps its traceback."""
-    # One core stays free for the data-loader worker: on a 2-core machine two busy OpenMP threads plus a worker
-    # make torch spin-wait and run ~10x slower. Must be set before torch is imported; an explicit value wins.
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
+    from sr import threads
+
+    threads.configure()  # before any stage imports torch: sr/threads.py says why and how to set the count
     from sr.config import ParamsError
     from sr.storage import StorageError
 

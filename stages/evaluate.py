@@ -4,7 +4,6 @@ shards and the held-out photos: quality, NFE and parameters (latency: the `laten
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from sr.config import open_params
@@ -40,12 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     p = open_params(args.params, PARAMS)
     evaluate_p, degrade, seed = p.evaluate, p.degrade, p.seed
 
-    import torch
 
     from sr.data.shards import shard_paths
     from sr.eval.evaluate import evaluate
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
     report = evaluate(args.teacher, student_dirs(args.models, p.distill.recipes), shard_paths(args.shards, "val"), args.raw, evaluate_p,
                       degrade, seed, args.torch_home, args.metrics, args.plots)
     info = report["_info"]

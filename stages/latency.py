@@ -6,7 +6,6 @@ dvc.lock hashes repeat run to run. Nothing downstream depends on it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from sr.config import open_params
@@ -29,21 +28,19 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"{args.report}: no evaluation report; run the evaluate stage first")
     report = json.loads(args.report.read_text())
 
-    import torch
-
     from sr.data.shards import shard_paths
-    from sr.eval.evaluate import latency_input, measure_latency
+    from sr.eval.evaluate import latency_input, measure_latency, paper_input
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))  # as in evaluate: the same threads for the same work
     focus = report["_info"]["focus_dataset"]
     sample = latency_input(focus, shard_paths(args.shards, "val"), args.raw, evaluate_p, degrade, seed)
-    latency = measure_latency(
-        args.teacher, student_dirs(args.models, p.distill.recipes), sample, report, evaluate_p, seed, args.metrics, args.plots
-    )
+    paper = paper_input(args.raw, evaluate_p.latency_paper_side, degrade.scale)
+    latency = measure_latency(args.teacher, student_dirs(args.models, p.distill.recipes), sample, paper, report,
+                              evaluate_p, seed, args.metrics, args.plots)
     info = latency["_info"]
     for name, entry in latency.items():
         if not name.startswith("_"):
-            print(f"{name:>16}: {entry['latency_s'] * 1000:8.1f} ms  x{entry['speedup_vs_teacher']:.1f}")
+            print(f"{name:>16}: {entry['latency_s'] * 1000:8.1f} ms  x{entry['speedup_vs_teacher']:.1f}   paper size "
+                  f"{entry['latency_s_paper'] * 1000:9.1f} ms  x{entry['speedup_vs_teacher_paper']:.1f}")
     print(
         f"speedup vs {info['teacher']}; timed on {focus}[0] ({sample['key']}, LQ {tuple(sample['lq'].shape[-2:])}), "
         f"{info['threads']} threads"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sr.config import open_params
@@ -19,7 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     p = open_params(args.params, PARAMS)
 
-    import torch
 
     from sr.data.shards import iter_samples, shard_paths
     from sr.eval.metrics import Metrics
@@ -28,9 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     from sr.storage import atomic_write_json
     from sr.train.osediff import train_osediff
 
-    # small convolutions on a shared 2-core CPU: 2 threads ran a VAE step 16x slower than 1 when other processes
-    # competed (measured 8 s vs 0.5 s); a GPU run does not care
-    torch.set_num_threads(1 if (os.cpu_count() or 1) <= 2 else min(4, os.cpu_count() or 1))
     torch_home, scale = default_torch_home(), p.degrade.scale
     val = list(iter_samples(shard_paths(args.shards, "val")))
     validate, results = osediff_validator(val, scale, Metrics(torch_home))

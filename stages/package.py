@@ -4,12 +4,13 @@ tarball under dist/, and publish it to S3 when `package.publish` is set."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from sr.config import open_params
 from stages._cli import parser, run
 
-PARAMS = ["degrade.scale", "package"]
+PARAMS = ["degrade.scale", "degrade.hq_size", "download.sources", "package"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     p = open_params(args.params, PARAMS)
     pk = p.package
 
+    from sr.export import export_onnx
+    from sr.models.loader import load_model
+    from sr.models.resshift import ResShiftModel
     from sr.package import (
         LINEAGE_PATHS,
         SELECTION_FILE,
@@ -41,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     # No git commit: it changes with every commit, even when nothing the package is built from did.
     lineage = dvc_lock_hashes(args.lock, [*LINEAGE_PATHS, f"{args.models.as_posix()}/{student}"])
     grids = sorted(args.plots.glob("grid-*.png"))
-    tarball = build_package(args.models / student, selection, report, grids, lineage, p.degrade.scale, args.out)
+    datasets = ", ".join(source.kind for source in p.download.sources)
+    card = {"license_": pk.license, "author": pk.author, "training": {"hq_size": p.degrade.hq_size, "dataset": datasets}}
+    with tempfile.TemporaryDirectory(prefix="package-") as scratch:
+        model = load_model(args.models / student)
+        onnx = [export_onnx(model, Path(scratch) / "model.onnx")] if pk.onnx and isinstance(model, ResShiftModel) else []
+        tarball = build_package(args.models / student, selection, report, grids, lineage, p.degrade.scale, args.out,
+                                onnx, card)
     print(f"package: {student} -> {tarball}")
     if pk.publish:
         publish(tarball, pk.publish, pk.name, pk.version, args.out / f"{pk.name}-{pk.version}" / SELECTION_FILE)

@@ -37,6 +37,7 @@ TINY = {
                   "shuffle_buffer": 4},
     },
     "evaluate": {"heldout_crop": 64, "teacher_steps": [1], "max_val_samples": None, "latency_warmup": 0,
+                 "latency_paper_side": 32, "latency_paper_repeats": 1,
                  "latency_repeats": 1, "grid_samples": 1},
     "package": {"max_psnr_drop_db": 1000.0},  # a few training steps: any student must qualify
 }

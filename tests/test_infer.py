@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sr import infer
+from sr.cli import main as upscale_main
 from sr.models.resshift import ResShiftModel
 from sr.package import deterministic_tarball
 from tests.eval.test_evaluate import tiny_model_dir
@@ -94,21 +95,21 @@ def test_odd_images_become_rgb_at_four_times_the_size(model_dir, tmp_path):
     cases["deep.png"] = (deep, (11, 6))
     for name, (path, (w, h)) in cases.items():
         out = tmp_path / f"out-{name}"
-        assert infer.main([str(path), str(out), "--model", str(model_dir), "--tile", "8", "--overlap", "2"]) == 0
+        assert upscale_main([str(path), str(out), "--model", str(model_dir), "--tile", "8", "--overlap", "2"]) == 0
         result = Image.open(out)
         assert result.mode == "RGB" and result.size == (4 * w, 4 * h), name
 
 
-def test_bad_inputs_give_one_line_and_exit_2(model_dir, tmp_path, capsys):
+def test_bad_inputs_give_one_line_each(model_dir, tmp_path, capsys):
     corrupt = tmp_path / "broken.png"
     good = tmp_path / "ok.png"
     _png(good, np.zeros((8, 8, 3), np.uint8))
     corrupt.write_bytes(good.read_bytes()[:40])
-    assert infer.main([str(corrupt), str(tmp_path / "o.png"), "--model", str(model_dir)]) == 2
+    assert upscale_main([str(corrupt), str(tmp_path / "o.png"), "--model", str(model_dir)]) == 1  # the file failed
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {corrupt}: ") and "\n" not in err
-    assert infer.main([str(good), str(tmp_path / "o.png"), "--model", str(tmp_path / "nowhere")]) == 2
-    assert "nowhere" in capsys.readouterr().err
+    assert err.startswith(f"{corrupt}: {corrupt}: ") and "\n" not in err
+    assert upscale_main([str(good), str(tmp_path / "o.png"), "--model", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {tmp_path / 'nowhere'}")
     assert not (tmp_path / "o.png").exists()
 
 
@@ -123,18 +124,18 @@ def test_packages_are_verified_before_use(model_dir, tmp_path):
     tarball = tmp_path / "pkg-1.tar.gz"
     tarball.write_bytes(deterministic_tarball(folder, "pkg-1"))
     img = _png(tmp_path / "in.png", np.full((8, 8, 3), 100, np.uint8))
-    assert infer.main([str(img), str(tmp_path / "a.png"), "--model", str(tarball)]) == 0
-    assert infer.main([str(img), str(tmp_path / "b.png"), "--model", str(model_dir)]) == 0
+    assert upscale_main([str(img), str(tmp_path / "a.png"), "--model", str(tarball)]) == 0
+    assert upscale_main([str(img), str(tmp_path / "b.png"), "--model", str(model_dir)]) == 0
     assert Image.open(tmp_path / "a.png").tobytes() == Image.open(tmp_path / "b.png").tobytes()
     (folder / "config.json").write_text((folder / "config.json").read_text() + " ")  # now differs from SHA256SUMS
     tarball.write_bytes(deterministic_tarball(folder, "pkg-1"))
-    assert infer.main([str(img), str(tmp_path / "c.png"), "--model", str(tarball)]) == 2
+    assert upscale_main([str(img), str(tmp_path / "c.png"), "--model", str(tarball)]) == 2
 
 
 def test_cli_end_to_end(model_dir, tmp_path):
     img = _png(tmp_path / "in.jpg.png", np.random.default_rng(1).integers(0, 256, (20, 24, 3), dtype=np.uint8))
     out = tmp_path / "out" / "up.png"
-    proc = subprocess.run([sys.executable, "-m", "sr.infer", str(img), str(out), "--model", str(model_dir),
+    proc = subprocess.run([sys.executable, "-m", "sr.cli", str(img), str(out), "--model", str(model_dir),
                            "--tile", "16", "--overlap", "4", "--seed", "7"],
                           check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

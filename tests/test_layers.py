@@ -1,5 +1,5 @@
-"""Imports run one way: config → storage → seeds, pretrained → data, diffusion → models → losses → train, eval →
-package → infer, publish → stages → flows. A module may import its own package (sr.train.* from sr.train.*) and any
+"""Imports run one way: config → storage, threads → seeds, pretrained → data, diffusion → models → losses → train,
+eval → package → infer, publish, export, onnx_backend → cli → stages → flows. A module may import its own package (sr.train.* from sr.train.*) and any
 lower layer, never a higher one or a peer package of its own layer (sr.train never imports sr.eval, nor the reverse).
 Imports inside functions are kept for heavy optional dependencies only (and in stages/, which import the library
 after the thread settings of stages/_cli.py)."""
@@ -14,19 +14,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     ["sr.config"],
-    ["sr.storage"],
+    ["sr.storage", "sr.threads"],
     ["sr.seeds", "sr.pretrained"],
     ["sr.data", "sr.diffusion"],
     ["sr.models"],
     ["sr.losses"],
     ["sr.train", "sr.eval"],
     ["sr.package"],
-    ["sr.infer", "sr.publish"],
+    ["sr.infer", "sr.publish", "sr.export", "sr.onnx_backend"],
+    ["sr.cli"],
     ["stages"],
     ["flows"],
 ]
 HEAVY = ("pyiqa", "diffusers", "transformers", "peft", "boto3", "botocore", "basicsr", "onnx", "onnxruntime",
-         "sr.models.osediff")
+         "sr.models.osediff", "sr.infer")  # sr.infer: torch, which sr-upscale --backend onnx must not import
 
 
 def _package(module: str) -> tuple[int, str]:
@@ -90,6 +91,6 @@ def test_the_check_names_backward_peer_and_inner_imports():
              "def f():\n    import yaml\n    import pyiqa\n"
     assert backward_imports(source, "sr.train.distill") == [
         "1: sr.train.distill (layer 6) imports sr.eval.metrics (layer 6)",
-        "3: sr.train.distill (layer 6) imports flows.pipeline (layer 10)",
+        "3: sr.train.distill (layer 6) imports flows.pipeline (layer 11)",
         "5: `import yaml` inside a function of sr.train.distill",
     ]

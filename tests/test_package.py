@@ -50,8 +50,8 @@ def test_rule_fails_clearly_when_nothing_qualifies_or_the_dataset_is_missing():
 
 
 def _workspace(root: Path) -> list[str]:
-    tiny_model_dir(root / "models" / "student-colearn", 3)
-    tiny_model_dir(root / "models" / "student-sinsr", 4)
+    tiny_model_dir(root / "models" / "student-colearn", 3, inference_steps=1, recipe="colearn")
+    tiny_model_dir(root / "models" / "student-sinsr", 4, inference_steps=1, recipe="sinsr")
     (root / "metrics").mkdir()
     report = fake_report({"student-sinsr": (24.8, 0.28), "student-colearn": (24.6, 0.25)})
     (root / "metrics" / "eval.json").write_text(json.dumps(report))
@@ -81,7 +81,7 @@ def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
     verify_package(folder, "dist")  # every file is listed in SHA256SUMS with its hash, nothing extra
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert names == ["README.md", "SHA256SUMS", "config.json", "eval.json", "grids/grid-heldout-realesrgan.png",
-                     "model.safetensors", "selection.json"]
+                     "model.onnx", "model.safetensors", "modeldb.json", "selection.json"]
     assert json.loads((folder / "selection.json").read_text()) == {
         "name": "sr-onestep", "version": "0.1.0", "student": "student-colearn", "dataset": "heldout-realesrgan",
         "metric": "lpips", "value": 0.25, "lower_is_better": True, "max_psnr_drop_db": 0.5}
@@ -102,6 +102,27 @@ def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
     assert members[0].name == "sr-onestep-0.1.0" and members[0].isdir()
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.uname == "" and m.gname == "" for m in members)
     assert tarball.read_bytes()[4:8] == b"\x00\x00\x00\x00"  # gzip header mtime
+
+
+def test_the_model_card_is_a_valid_modeldb_entry_naming_every_weight_file(tmp_path, monkeypatch):
+    import jsonschema
+
+    args = _workspace(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert stage.main(args) == 0
+    folder = tmp_path / "dist" / "sr-onestep-0.1.0"
+    card = json.loads((folder / "modeldb.json").read_text())
+    jsonschema.validate(card, json.loads((REPO / "docs" / "modeldb.schema.json").read_text()))
+    assert card["scale"] == 4 and card["architecture"] == "resshift-unet" and card["license"] is None
+    assert card["trainingHRSize"] == 64 and card["dataset"] == "bundled"
+    assert card["metrics"]["heldout-realesrgan"] == {"psnr_y": 24.6, "lpips": 0.25, "ssim_y": 0.7}
+    sums = dict(line.split("  ")[::-1] for line in (folder / "SHA256SUMS").read_text().splitlines())
+    assert {r["file"]: r["sha256"] for r in card["resources"]} == {
+        "model.safetensors": sums["model.safetensors"], "model.onnx": sums["model.onnx"]}
+    assert {r["file"]: r["size"] for r in card["resources"]}["model.onnx"] == (folder / "model.onnx").stat().st_size
+    with pytest.raises(jsonschema.ValidationError, match="sha256"):
+        jsonschema.validate({**card, "resources": [{**card["resources"][0], "sha256": "xyz"}]},
+                            json.loads((REPO / "docs" / "modeldb.schema.json").read_text()))
 
 
 def test_tarball_bytes_do_not_depend_on_file_times_or_creation_order(tmp_path):

@@ -25,6 +25,8 @@ class EvaluateParams(Section):
     # read by the `latency` stage only: timings are machine-dependent, so they stay out of eval.json
     latency_warmup: Annotated[int, Field(ge=0)]
     latency_repeats: Annotated[int, Field(ge=1)]
+    latency_paper_side: Annotated[int, Field(ge=8)]  # LQ side of the paper-sized timing (128 -> 512, as OSEDiff)
+    latency_paper_repeats: Annotated[int, Field(ge=1)]
     grid_samples: Annotated[int, Field(ge=1)]
     zoom: Annotated[int, Field(ge=1)]  # magnification of the zoomed crop under each grid cell
 
@@ -37,4 +39,7 @@ class PackageParams(Section):
     dataset: EvalDataset  # the eval dataset the rule reads
     metric: Literal["lpips", "psnr_y", "ssim_y", "niqe"]  # best one wins among the qualified
     max_psnr_drop_db: Annotated[float, Field(ge=0)]  # qualified: PSNR(Y) >= teacher - this
+    onnx: bool  # also ship model.onnx (sr-export) when the chosen student is of the ResShift family
+    license: str | None  # of the weights, for the model card (an SPDX identifier); yours to choose
+    author: str
     publish: Annotated[str, Field(pattern=r"^s3://[^/]+")] | None

@@ -48,6 +48,7 @@ class UNetParams(Section):
     channel_mult: list[Annotated[int, Field(ge=1)]]
     num_res_blocks: Annotated[int, Field(ge=1)]
     attention_levels: list[int]  # indices into channel_mult that get a self-attention block
+    attention_window: Annotated[int, Field(ge=1)]  # attention within windows of this many positions per side
     num_head_channels: Annotated[int, Field(ge=8)]
     dropout: Annotated[float, Field(ge=0, lt=1)]
 

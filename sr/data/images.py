@@ -172,3 +172,26 @@ def save_png(img: Image.Image, path: str | os.PathLike[str]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+IMAGE_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+
+
+def save_image(img: Image.Image, path: str | os.PathLike[str], quality: int | None = None) -> None:
+    """PNG through the deterministic writer (`save_png`); jpg/webp (by the path's suffix) through Pillow at
+    `quality` (Pillow's default when None); atomic either way."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"{path}: unknown image format {path.suffix!r} (use {', '.join(IMAGE_FORMATS)})")
+    if suffix == "png":
+        save_png(img, path)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        img.save(tmp, format=IMAGE_FORMATS[suffix], **({} if quality is None else {"quality": quality}))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from sr.config import DegradeParams, EvaluateParams
 from sr.data.degradations import bicubic_lq
@@ -157,15 +158,32 @@ def score(methods: list[Method], datasets: dict[str, list[Sample]], metrics: Met
     return means, rows, grids, notes
 
 
-def measure_cost(methods: list[Method], sample: Sample, teacher: str, warmup: int, repeats: int) -> dict[str, dict]:
-    """Median latency of each method on the same sample, timed round-robin here and now; speedup vs `teacher`."""
+def measure_cost(methods: list[Method], sample: Sample, teacher: str, warmup: int, repeats: int,
+                 suffix: str = "") -> dict[str, dict]:
+    """Median latency of each method on the same sample, timed round-robin here and now; speedup vs `teacher`.
+    Keys: latency_s<suffix>, speedup_vs_teacher<suffix>."""
     lq, keys = sample["lq"][None], [sample["key"]]  # its key: the same ε draw as when it was scored
     timings = interleaved_latencies({m.name: (lambda m=m: m.run(lq, keys)) for m in methods}, warmup, repeats)
-    cost = {m.name: {"latency_s": round(timings[m.name]["median_s"], 6)} for m in methods}
-    reference = cost[teacher]["latency_s"]
+    cost = {m.name: {f"latency_s{suffix}": round(timings[m.name]["median_s"], 6)} for m in methods}
+    reference = cost[teacher][f"latency_s{suffix}"]
     for entry in cost.values():
-        entry["speedup_vs_teacher"] = round(reference / max(entry["latency_s"], 1e-9), 3)
+        entry[f"speedup_vs_teacher{suffix}"] = round(reference / max(entry[f"latency_s{suffix}"], 1e-9), 3)
     return cost
+
+
+def paper_input(raw_dir: Path, side: int, scale: int) -> Sample:
+    """A paper-sized LQ (side × side, OSEDiff's 128 → 512): the bicubic ×1/scale of the first held-out photo's
+    center crop (or of the photo resized up to it, if smaller)."""
+    manifest = raw_dir / "manifest.jsonl"
+    row = next(json.loads(line) for line in manifest.read_text().splitlines() if '"val"' in line)
+    img = load_rgb8(raw_dir / "images" / f"{row['id']}.png", f"{raw_dir}/images/{row['id']}.png")
+    hq_side = side * scale
+    if min(img.size) < hq_side:
+        img = img.resize((max(hq_side, img.width), max(hq_side, img.height)), Image.BICUBIC)
+    left, top = (img.width - hq_side) // 2, (img.height - hq_side) // 2
+    array = np.asarray(img.crop((left, top, left + hq_side, top + hq_side)), dtype=np.float32) / 255.0
+    hq01 = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return {"key": str(row["id"]), "hq": hq01 * 2 - 1, "lq": bicubic_lq(hq01, scale) * 2 - 1}
 
 
 def latency_input(
@@ -184,20 +202,26 @@ def measure_latency(
     teacher_dir: Path,
     student_dirs: dict[str, Path],
     sample: Sample,
+    paper: Sample,
     report: dict,
     p: EvaluateParams,
     seed: int,
     latency_path: Path,
     plots_dir: Path,
 ) -> dict:
-    """Time every method of `report` (eval.json) on `sample`; write latency.json and the quality-vs-latency CSV."""
+    """Time every method of `report` (eval.json) on `sample` and on the paper-sized `paper` (`_paper` keys, fewer
+    repeats: it is slow for the multi-step teacher); write latency.json and the quality-vs-latency CSV."""
     methods = build_methods(teacher_dir, student_dirs, p.teacher_steps, seed)
     teacher, focus = report["_info"]["teacher"], report["_info"]["focus_dataset"]
     latency: dict[str, Any] = measure_cost(methods, sample, teacher, p.latency_warmup, p.latency_repeats)
+    large = measure_cost(methods, paper, teacher, 0, p.latency_paper_repeats, suffix="_paper")
+    for name, entry in large.items():
+        latency[name].update(entry)
     latency["_info"] = {
         "teacher": teacher,
         "threads": torch.get_num_threads(),
         "latency_input": {"dataset": focus, "key": sample["key"], "lq_shape": list(sample["lq"].shape)},
+        "paper_input": {"key": paper["key"], "lq_shape": list(paper["lq"].shape)},
     }
     atomic_write_text(latency_path, json.dumps(latency, indent=2, sort_keys=True) + "\n")
     table = []

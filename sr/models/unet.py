@@ -43,20 +43,43 @@ class ResBlock(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over the h*w positions, residual."""
+    """Multi-head self-attention, residual. Over all h*w positions when the grid fits one `window` (the training
+    crops), else within window×window tiles of the grid, so its cost grows linearly with the image instead of
+    quadratically: at inference on large images it stays local, like ResShift's Swin blocks. The tiles are not
+    shifted: on a grid within one window, one zero-padded, masked tile is exactly global attention, so an exported
+    graph (which always takes the tiled path) computes the same function at every size."""
 
-    def __init__(self, channels: int, head_channels: int) -> None:
+    def __init__(self, channels: int, head_channels: int, window: int) -> None:
         super().__init__()
         self.heads = max(1, channels // head_channels)
+        self.window = window
         self.norm = group_norm(channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
-        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+        qkv = self.qkv(self.norm(x))
+        if h <= self.window and w <= self.window:
+            q, k, v = qkv.reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+            out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+            return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+        return x + self.proj(self._windowed(qkv, h, w))
+
+    def _windowed(self, qkv: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Attention inside each window of the grid padded (zeros, masked out as keys) to whole windows."""
+        b, c3 = qkv.shape[:2]
+        c, win, heads = c3 // 3, self.window, self.heads
+        pad = (0, (win - w % win) % win, 0, (win - h % win) % win)
+        qkv = F.pad(qkv, pad)
+        nh, nw = qkv.shape[-2] // win, qkv.shape[-1] // win
+        tiles = qkv.reshape(b, 3, heads, c // heads, nh, win, nw, win).permute(1, 0, 4, 6, 2, 5, 7, 3)
+        q, k, v = tiles.reshape(3, b * nh * nw, heads, win * win, c // heads).unbind(0)
+        valid = F.pad(qkv.new_ones(1, 1, h, w), pad).reshape(nh, win, nw, win).permute(0, 2, 1, 3)
+        keys = valid.reshape(1, nh * nw, 1, 1, win * win).expand(b, -1, -1, -1, -1).reshape(b * nh * nw, 1, 1, -1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys > 0)
+        out = out.reshape(b, nh, nw, heads, win, win, c // heads).permute(0, 3, 6, 1, 4, 2, 5)
+        return out.reshape(b, c, nh * win, nw * win)[..., :h, :w]
 
 
 class Level(nn.Module):
@@ -82,7 +105,9 @@ class UNet(nn.Module):
         self.conv_in = nn.Conv2d(latent_channels + lq_channels, p.model_channels, 3, padding=1)
 
         def attention(level: int, channels: int) -> nn.Module:
-            return Attention(channels, p.num_head_channels) if level in p.attention_levels else nn.Identity()
+            if level not in p.attention_levels:
+                return nn.Identity()
+            return Attention(channels, p.num_head_channels, p.attention_window)
 
         last = len(p.channel_mult) - 1
         ch = p.model_channels
@@ -102,7 +127,7 @@ class UNet(nn.Module):
             self.down.append(Level(blocks, attn, downsample))
 
         self.mid_block1 = ResBlock(ch, ch, emb_dim, p.dropout)
-        self.mid_attention = Attention(ch, p.num_head_channels)
+        self.mid_attention = Attention(ch, p.num_head_channels, p.attention_window)
         self.mid_block2 = ResBlock(ch, ch, emb_dim, p.dropout)
 
         self.up = nn.ModuleList()
@@ -135,7 +160,7 @@ class UNet(nn.Module):
 
     def _inputs(self, x: torch.Tensor, t: torch.Tensor, lq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lq = self._lq_at(x, lq)
-        emb = self.time_embed(timestep_embedding(t, self.model_channels))
+        emb = self.time_embed(timestep_embedding(t, self.model_channels).to(x.dtype))
         return self.conv_in(torch.cat([x, lq], dim=1)), emb
 
     def _encode(self, h: torch.Tensor, emb: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -116,9 +116,9 @@ def latency(report):
     sample = ev.latency_input(
         out["_info"]["focus_dataset"], s["shards"], s["raw"], p, degrade_params(scale=4, hq_size=32), 0
     )
-    result = ev.measure_latency(
-        s["teacher"], s["students"], sample, out, p, 0, root / "metrics" / "latency.json", root / "plots" / "eval"
-    )
+    paper = ev.paper_input(s["raw"], 16, 4)
+    result = ev.measure_latency(s["teacher"], s["students"], sample, paper, out, p, 0, root / "metrics" / "latency.json",
+                                root / "plots" / "eval")
     return root, result
 
 
@@ -146,6 +146,9 @@ def test_speedup_is_computed_from_the_measured_latencies(latency):
         assert out[m]["speedup_vs_teacher"] == pytest.approx(teacher / out[m]["latency_s"], rel=1e-3, abs=1e-3)
     assert out["teacher-4"]["speedup_vs_teacher"] == 1.0
     assert out["student-sinsr"]["latency_s"] < teacher  # one network call instead of four
+    assert out["_info"]["paper_input"]["lq_shape"] == [3, 16, 16]  # also timed at a second, paper-like size
+    assert out["student-sinsr"]["latency_s_paper"] < out["teacher-4"]["latency_s_paper"]
+    assert out["teacher-4"]["speedup_vs_teacher_paper"] == 1.0
     lines = (root / "plots" / "eval" / "quality_latency.csv").read_text().splitlines()
     assert lines[0] == "method,latency_ms,nfe,psnr_y,ssim_y,lpips"
     assert [line.split(",")[:3] for line in lines[1:]] == [

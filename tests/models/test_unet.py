@@ -114,3 +114,57 @@ def test_default_params_shapes() -> None:
 def test_bad_attention_level() -> None:
     with pytest.raises(ValueError, match=r"attention_levels \[2\] out of range"):
         UNet(12, 3, unet_params(channel_mult=[1, 2], attention_levels=[2]))
+
+
+def _naive_windowed(a, x: torch.Tensor) -> torch.Tensor:
+    """Attention.forward written out position by position: each window of the grid attends within itself."""
+    b, c, h, w = x.shape
+    q, k, v = a.qkv(a.norm(x)).chunk(3, 1)
+    heads, d = a.heads, c // a.heads
+    out = torch.zeros(b, c, h, w)
+    for top in range(0, h, a.window):
+        for left in range(0, w, a.window):
+            cells = [(i, j) for i in range(top, min(h, top + a.window)) for j in range(left, min(w, left + a.window))]
+            def gather(t, cells=cells):
+                return torch.stack([t[:, :, i, j] for i, j in cells], -1).reshape(b, heads, d, len(cells))
+            qs, ks, vs = gather(q), gather(k), gather(v)
+            att = torch.softmax(qs.transpose(-1, -2) @ ks / d**0.5, -1) @ vs.transpose(-1, -2)
+            flat = att.transpose(-1, -2).reshape(b, c, len(cells))
+            for n, (i, j) in enumerate(cells):
+                out[:, :, i, j] = flat[:, :, n]
+    return x + a.proj(out)
+
+
+@pytest.mark.parametrize("size", [(10, 12), (9, 23), (16, 16), (4, 3)])
+def test_windowed_attention_equals_attention_within_each_window(size) -> None:
+    from sr.models.unet import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(64, 16, window=4).eval()
+    x = torch.randn(2, 64, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(attention(x), _naive_windowed(attention, x), rtol=0, atol=1e-5)
+        # on a grid within one window, the padded, masked tile is global attention (what an exported graph runs)
+        if max(size) <= 4:
+            qkv = attention.qkv(attention.norm(x))
+            torch.testing.assert_close(x + attention.proj(attention._windowed(qkv, *size)), attention(x), atol=1e-6,
+                                       rtol=0)
+
+
+def test_attention_cost_grows_linearly_with_the_grid() -> None:
+    """A 4x larger grid costs ~4x the score entries (windows), not ~16x (global attention)."""
+    from sr.models.unet import Attention
+
+    attention = Attention(32, 32, window=8).eval()
+    seen = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append(q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2])
+        return real(q, k, v, **kw)
+
+    with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+        attention(torch.randn(1, 32, 32, 32))
+        attention(torch.randn(1, 32, 64, 64))
+    assert seen[1] == 4 * seen[0]
