@@ -7,7 +7,8 @@ order of work. The rules that more than one module must agree on are spelled out
 - a training or val sample's degradation: `sample_seed(seed, split, image id, crop index)`;
 - the start noise ε of a training sample, whose teacher target the trajectories stage caches: `trajectory_noise`;
 - the start noise ε of an evaluated sample (val shards, held-out photos), the same for the teacher, every student and
-  every stage that scores it: `val_noise`.
+  every stage that scores it: `val_noise`;
+- a training loop's draws (timesteps, noise, turns), identical however many processes share the batch: `Draws`.
 """
 
 from __future__ import annotations
@@ -36,3 +37,25 @@ def trajectory_noise_seed(seed: int, key: str) -> int:
 def val_noise(keys: list[str], seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     """(len(keys), *shape): one ε per evaluated sample, seeded by its key."""
     return torch.cat([noise(sample_seed(seed, "val-noise", key), (1, *shape)) for key in keys])
+
+
+class Draws:
+    """Random draws for this process's rows of a global batch: every process draws the whole global batch from the
+    same generator and keeps its own rows, so N processes draw exactly the numbers one process draws."""
+
+    def __init__(self, generator: torch.Generator, rank: int = 0, world: int = 1) -> None:
+        self.generator, self.rank, self.world = generator, rank, world
+
+    def _mine(self, full: torch.Tensor, n: int) -> torch.Tensor:
+        return full[self.rank * n : (self.rank + 1) * n]
+
+    def randint(self, low: int, high: int, n: int) -> torch.Tensor:
+        return self._mine(torch.randint(low, high, (n * self.world,), generator=self.generator), n)
+
+    def randn(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+        n = shape[0]
+        return self._mine(torch.randn((n * self.world, *shape[1:]), generator=self.generator), n)
+
+    def rand(self, n: int) -> torch.Tensor:
+        return self._mine(torch.rand(n * self.world, generator=self.generator), n)
+

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import get_args
 
 from sr.config import DistillRecipe, open_params
-from stages._cli import parser, run, training_outputs
+from stages._cli import main_process, parser, run, training_outputs
 
 SHARED = ["seed", "distill.targets", "distill.sample_every", "distill.val_batch_size", "distill.train"]
 
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         samples_dir=args.work / f"samples-{recipe}",
     )
     seconds = round(time.perf_counter() - began, 1)
+    if not main_process():
+        return 0
     lpips = "lpips" in available_metrics(args.torch_home)
     m = student_report(student, teacher, val, seed, Metrics(args.torch_home), distill.val_batch_size, lpips)
     # Wall-clock time stays out of the metrics file: dvc.lock hashes it, and it must not change between reruns.
@@ -60,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(main, ValueError))
+    raise SystemExit(run(main, ValueError, trains=True))

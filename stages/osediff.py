@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sr.config import open_params
-from stages._cli import parser, run, training_outputs
+from stages._cli import main_process, parser, run, training_outputs
 
 PARAMS = ["seed", "degrade.scale", "osediff"]
 
@@ -18,7 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     p = open_params(args.params, PARAMS)
 
-
     from sr.data.shards import iter_samples, shard_paths
     from sr.eval.metrics import Metrics
     from sr.eval.scoring import osediff_report, osediff_validator
@@ -30,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     val = list(iter_samples(shard_paths(args.shards, "val")))
     validate, results = osediff_validator(val, scale, Metrics(torch_home))
     train_osediff(p.osediff, p.seed, scale, shard_paths(args.shards, "train"), args.out, args.work, args.curves,
-                  torch_home, validate)
+                  torch_home, validate if main_process() else None)
+    if not main_process():
+        return 0
     report = osediff_report(results, p.osediff.train.steps, len(val))
     atomic_write_json(args.metrics, report)
     print("osediff: val " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(report.items()) if k.startswith(("psnr", "lp"))))
@@ -38,4 +39,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(main, ValueError))
+    raise SystemExit(run(main, ValueError, trains=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sr.config import open_params
-from stages._cli import parser, run, training_outputs
+from stages._cli import main_process, parser, run, training_outputs
 
 PARAMS = ["seed", "degrade.scale", "teacher"]
 
@@ -27,11 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     from sr.train.teacher import train_teacher
 
     if teacher.checkpoint:
+        if not main_process():
+            return 0  # an import trains nothing: one process does it all
         model = ResShiftModel.from_official(teacher, scale, args.work / "cache")
         model.save_pretrained(args.out)
         atomic_write_text(args.curves, "step,loss,lr\n")  # nothing trained: the curves are empty
     else:
         model = train_teacher(teacher, seed, scale, shard_paths(args.shards, "train"), args.out, args.work, args.curves)
+        if not main_process():
+            return 0
     val = list(iter_samples(shard_paths(args.shards, "val")))
     metrics = teacher_report(model, val, seed, Metrics(default_torch_home()))
     atomic_write_json(args.metrics, metrics)
@@ -40,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(main, ValueError))
+    raise SystemExit(run(main, ValueError, trains=True))

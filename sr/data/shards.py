@@ -184,10 +184,14 @@ def iter_samples(paths: Iterable[Path]) -> Iterator[Sample]:
 class ShardStream(IterableDataset):
     """An (optionally endless) shuffled stream of decoded samples.
 
-    Each epoch shuffles the shard order with (seed, epoch); shards are then split across DDP ranks and DataLoader
-    workers (or, when there are fewer shards than readers, samples are split round-robin), and a shuffle buffer
-    mixes samples within each reader. `skip_batches` resumes a stream mid-way: the DataLoader takes whole batches
-    from its workers in turn, so each worker skips exactly the batches it had produced before the interruption.
+    Each epoch shuffles the shard order with (seed, epoch); shards are then split across DataLoader workers (or,
+    when there are fewer shards than workers, samples are split round-robin), and a shuffle buffer mixes samples
+    within each worker. That stream does not depend on the number of processes: it is cut into global batches of
+    `batch_size × world_size`, and process `rank` takes (and decodes) the rank-th `batch_size` of each. So N processes
+    together see exactly the batches one process sees, each sample goes to exactly one process, and DDP training
+    matches single-process training with the same global batch. `skip_batches` resumes a stream mid-way: the
+    DataLoader takes whole batches from its workers in turn, so each worker skips exactly the batches it had produced
+    before the interruption.
     """
 
     def __init__(
@@ -207,8 +211,7 @@ class ShardStream(IterableDataset):
         self.transform = transform
 
     def _raw_stream(self, worker: int, workers: int) -> Iterator[tuple[str, dict[str, bytes]]]:
-        readers = self.world_size * workers
-        me = self.rank * workers + worker
+        readers, me = workers, worker
         epoch = 0
         while True:
             order = list(self.paths)
@@ -235,9 +238,10 @@ class ShardStream(IterableDataset):
         # The DataLoader always asks worker 0 first, so after k skipped batches worker w plays the part that
         # worker (w + k) % workers had in the uninterrupted run, minus the batches that part already produced.
         role = (worker + self.skip_batches) % workers
-        skip = max(0, -(-(self.skip_batches - role) // workers)) * self.batch_size
+        global_batch = self.batch_size * self.world_size
+        skip = max(0, -(-(self.skip_batches - role) // workers)) * global_batch
         for i, (key, members) in enumerate(self._raw_stream(role, workers)):
-            if i < skip:
+            if i < skip or (i % global_batch) // self.batch_size != self.rank:
                 continue
             sample = decode_sample(key, members)
             yield self.transform(sample) if self.transform else sample

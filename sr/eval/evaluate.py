@@ -75,7 +75,8 @@ def build_methods(teacher_dir: Path, student_dirs: dict[str, Path], fewer_steps:
     for k in sorted(set(fewer_steps) - {steps}, reverse=True):
         if k > steps:
             raise ValueError(f"evaluate.teacher_steps: {k} exceeds the teacher's {steps} steps")
-        methods.append(Method(f"teacher-{k}", k, size, scoring.resshift(teacher, seed, k)))
+        # "-linspace": our respacing (docs/methods.md §1.7), not the official code's {⌊iT/K⌋}
+        methods.append(Method(f"teacher-{k}-linspace", k, size, scoring.resshift(teacher, seed, k)))
     for name, folder in student_dirs.items():
         methods.append(student_method(name, folder, seed))
     return methods

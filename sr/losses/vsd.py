@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 
 from sr.diffusion.sd import NUM_TIMESTEPS, add_noise, x0_from_eps
+from sr.seeds import Draws
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 LpipsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _draw(z: torch.Tensor, t_min: int, t_max: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """t ~ U{t_min..t_max-1} per sample, then noise ~ N(0, I) shaped like z; drawn on the generator's device."""
-    t = torch.randint(t_min, t_max, (z.shape[0],), generator=generator, device=generator.device).to(z.device)
-    noise = torch.randn(z.shape, generator=generator, device=generator.device, dtype=torch.float32)
-    return t, noise.to(device=z.device, dtype=z.dtype)
+def _draw(z: torch.Tensor, t_min: int, t_max: int, generator: torch.Generator | Draws) -> tuple[torch.Tensor, torch.Tensor]:
+    """t ~ U{t_min..t_max-1} per sample, then noise ~ N(0, I) shaped like z (a Draws: this process's rows)."""
+    draws = generator if isinstance(generator, Draws) else Draws(generator)
+    t = draws.randint(t_min, t_max, z.shape[0]).to(z.device)
+    return t, draws.randn(z.shape).to(device=z.device, dtype=z.dtype)
 
 
 def _batched(embeds: torch.Tensor, batch: int) -> torch.Tensor:
@@ -48,7 +49,7 @@ def vsd_loss(
     prompt_embeds: torch.Tensor,
     negative_embeds: torch.Tensor,
     alphas_cumprod: torch.Tensor,
-    generator: torch.Generator,
+    generator: torch.Generator | Draws,
     cfg_scale: float = 7.5,
     t_min: int = 20,
     t_max: int = 980,
@@ -73,7 +74,7 @@ def fake_score_loss(
     fake_eps_fn: EpsFn,
     prompt_embeds: torch.Tensor,
     alphas_cumprod: torch.Tensor,
-    generator: torch.Generator,
+    generator: torch.Generator | Draws,
 ) -> torch.Tensor:
     """The fake score net's denoising loss on the generator's (detached) latents: eps-MSE, t ~ U[0, 1000)."""
     z = z_hat.detach()

@@ -39,6 +39,7 @@ from sr.config.base import Section
 from sr.diffusion.sd import ONE_STEP_T, one_step_x0
 from sr.models.sd import SDComponents, load_sd, save_sd
 from sr.models.tagger import Prompter, TaggerSpec, load_tagger
+from sr.seeds import Draws
 from sr.storage import atomic_dir, atomic_write_bytes, atomic_write_text, materialize
 
 VaeSample = Literal["sample", "mode"]
@@ -172,7 +173,7 @@ class OSEDiffGenerator(nn.Module):
             self.vae.enable_tiling()
 
     def forward(
-        self, lq_up: torch.Tensor, prompt_embeds: torch.Tensor, generator: torch.Generator | None = None
+        self, lq_up: torch.Tensor, prompt_embeds: torch.Tensor, generator: torch.Generator | Draws | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """lq bicubic-upsampled to HQ size in [-1, 1] and (1 or B, L, D) prompt embeddings -> (hq_hat, z_hat)."""
         batch = lq_up.shape[0]
@@ -180,7 +181,12 @@ class OSEDiffGenerator(nn.Module):
             prompt_embeds = prompt_embeds.expand(batch, -1, -1)
         scaling = self.vae.config.scaling_factor
         posterior = self.vae.encode(lq_up).latent_dist
-        z_lq = (posterior.sample(generator) if self.vae_sample == "sample" else posterior.mode()) * scaling
+        if self.vae_sample == "mode":
+            z_lq = posterior.mode() * scaling
+        elif isinstance(generator, Draws):  # training: this process's rows of the global batch's draw
+            z_lq = (posterior.mean + posterior.std * generator.randn(posterior.mean.shape).to(posterior.mean)) * scaling
+        else:
+            z_lq = posterior.sample(generator) * scaling
         t = torch.full((batch,), ONE_STEP_T, dtype=torch.long, device=lq_up.device)
         eps = self.unet(z_lq, t, encoder_hidden_states=prompt_embeds.to(z_lq.dtype)).sample
         z_hat = one_step_x0(z_lq, eps, self.alphas_cumprod)

@@ -93,8 +93,8 @@ def train_distill(
     scheduler = warmup_schedule(opt_g, t.warmup_steps)
     opt_d = torch.optim.AdamW(recipe.discs.parameters(), lr=recipe.disc_lr, weight_decay=t.weight_decay) \
         if recipe.discs else None
-    rng = torch.Generator().manual_seed(sample_seed(seed, "distill", name, run.rank))
-    run.restore({"nets": recipe, "ema": ema, "opt_g": opt_g, "scheduler": scheduler, "opt_d": opt_d}, rng)
+    draws = run.draws(sample_seed(seed, "distill", name, 0))
+    run.restore({"nets": recipe, "ema": ema, "opt_g": opt_g, "scheduler": scheduler, "opt_d": opt_d}, draws.generator)
     recipe.prepare(run.prepare)
     opt_g, opt_d = run.prepare(opt_g, opt_d)
     ema.to(run.device)
@@ -115,7 +115,7 @@ def train_distill(
         fakes = []
         for i, batch in enumerate(micros):
             with run.micro(i, recipe.generator_calls()):
-                out = recipe.generator_pass(teacher, batch, rng)
+                out = recipe.generator_pass(teacher, batch, draws)
                 run.backward(out.total / t.grad_accum)
             fakes.append(out.fakes)
             stats["loss"] += out.total.item() / t.grad_accum

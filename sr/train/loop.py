@@ -17,6 +17,11 @@ A trainer reads top to bottom, nanoGPT-style, and calls the kit only for the sha
 
 Checkpoints live under a folder named by the fingerprint of the run's inputs (a changed config never resumes a
 stale run), hold every registered object's state plus the RNG states, and are written by the main process only.
+
+Several processes (torchrun, see stages/_cli.py; gloo on CPU, NCCL on GPUs) split every global batch of
+`train.batch_size`: each loads its rows (sr.data.shards.ShardStream) and draws its rows of every random tensor from
+the same generator (`Draws`), so N processes compute what one process computes with the whole batch, DDP averaging
+the gradients.
 """
 
 from __future__ import annotations
@@ -33,14 +38,19 @@ from tqdm import tqdm
 
 from sr.config import MixedPrecision, TrainParams
 from sr.data.shards import Sample, make_loader
+from sr.seeds import Draws
 from sr.train.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from sr.train.curves import Curves
 
 
-def make_accelerator(mixed_precision: MixedPrecision) -> Accelerator:
-    """DDP when launched with `accelerate launch` on several GPUs; plain CPU here. fp16/bf16 only make sense on GPU."""
+def make_accelerator(name: str, mixed_precision: MixedPrecision) -> Accelerator:
+    """DDP when launched by torchrun (several processes: NCCL on GPUs, gloo on CPU). bf16 autocast runs anywhere;
+    fp16 needs CUDA and fails here, before the run builds anything, on a machine without it."""
     on_gpu = torch.cuda.is_available()
-    return Accelerator(mixed_precision=mixed_precision if on_gpu else "no", cpu=not on_gpu)
+    if mixed_precision == "fp16" and not on_gpu:
+        raise ValueError(f"{name}: train.mixed_precision fp16 needs a CUDA device; this machine has none "
+                         "(use bf16 or no)")
+    return Accelerator(mixed_precision=mixed_precision, cpu=not on_gpu)
 
 
 def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -53,8 +63,11 @@ class Run:
 
     def __init__(self, name: str, t: TrainParams, ckpt_dir: Path, curves_path: Path) -> None:
         self.name, self.t, self.ckpt_dir, self.curves_path = name, t, ckpt_dir, curves_path
-        self.accelerator = make_accelerator(t.mixed_precision)
-        self.device = self.accelerator.device
+        self.accelerator = make_accelerator(name, t.mixed_precision)
+        self.device, self.world = self.accelerator.device, self.accelerator.num_processes
+        if t.batch_size % self.world:
+            raise ValueError(f"train.batch_size {t.batch_size} does not split over {self.world} processes")
+        self.batch = t.batch_size // self.world  # this process's rows of every global batch
         self.start = 0
         self.objects: dict[str, Any] = {}
         self.generators: tuple[torch.Generator, ...] = ()
@@ -69,6 +82,10 @@ class Run:
     @property
     def rank(self) -> int:
         return self.accelerator.process_index
+
+    def draws(self, seed: int) -> Draws:
+        """The run's random draws, from one generator seeded alike in every process."""
+        return Draws(torch.Generator().manual_seed(seed), self.rank, self.world)
 
     def restore(self, objects: dict[str, Any], *generators: torch.Generator) -> int:
         """Register what a checkpoint holds (anything with state_dict/load_state_dict; None entries are skipped) and
@@ -97,9 +114,8 @@ class Run:
                 ) -> Iterator[Sample]:
         """This process's endless shuffled batches, resumed after the batches the restored steps consumed."""
         t = self.t
-        loader = make_loader(shards, t.batch_size, seed, t.shuffle_buffer, t.num_workers, self.rank,
-                             self.accelerator.num_processes, skip_batches=self.start * t.grad_accum,
-                             transform=transform)
+        loader = make_loader(shards, self.batch, seed, t.shuffle_buffer, t.num_workers, self.rank, self.world,
+                             skip_batches=self.start * t.grad_accum, transform=transform)
         return iter(loader)
 
     def steps(self) -> Iterator[int]:
@@ -134,6 +150,9 @@ class Run:
         """Smoothed stats on the progress bar, a curves row every log_every steps, a checkpoint every ckpt_every
         (and at the last step). Returns the number of steps done."""
         t, done = self.t, step + 1
+        if self.world > 1:  # every process logs the mean over the global batch, as one process would
+            values = torch.tensor(list(stats.values()), dtype=torch.float64, device=self.device)
+            stats = dict(zip(stats, self.accelerator.reduce(values, "mean").tolist()))
         self.running = {k: 0.9 * self.running.get(k, v) + 0.1 * v for k, v in stats.items()}
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in self.running.items()}, refresh=False)

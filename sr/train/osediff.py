@@ -131,7 +131,8 @@ def train_osediff(
     trained ("osediff"). Resumes from `work_dir/<fingerprint>/`."""
     t = p.train
     run = Run("osediff", t, work_dir / fingerprint(p.model_dump_json(), seed, scale, *train_shards), curves_path)
-    sd, base_folder = load_base(p, seed, train_shards, work_dir)
+    with run.accelerator.main_process_first():  # the others then load the base model the first one saved
+        sd, base_folder = load_base(p, seed, train_shards, work_dir)
     prompter = make_prompter(sd, p.prompt, work_dir / "cache").to(run.device)
     neg = encode_prompts(sd.text_encoder.to(run.device), sd.tokenizer, [p.prompt.negative])
     init_rng = torch.Generator().manual_seed(sample_seed(seed, "osediff-init"))
@@ -151,9 +152,9 @@ def train_osediff(
     opt_g = torch.optim.AdamW([q for q in gen.parameters() if q.requires_grad], lr=t.lr, weight_decay=t.weight_decay)
     opt_f = torch.optim.AdamW([q for q in fake.parameters() if q.requires_grad], lr=t.lr, weight_decay=t.weight_decay)
     sched_g, sched_f = warmup_schedule(opt_g, t.warmup_steps), warmup_schedule(opt_f, t.warmup_steps)
-    rng = torch.Generator().manual_seed(sample_seed(seed, "osediff", run.rank))
+    draws = run.draws(sample_seed(seed, "osediff", 0))
     run.restore({"generator": AdapterState(gen), "fake": AdapterState(fake), "opt_g": opt_g, "opt_f": opt_f,
-                 "sched_g": sched_g, "sched_f": sched_f}, rng)
+                 "sched_g": sched_g, "sched_f": sched_f}, draws.generator)
     gen_call, fake_call, opt_g, opt_f = run.prepare(gen, fake, opt_g, opt_f)
     real_eps = lambda zt, steps, c: real(zt.to(real.dtype), steps, encoder_hidden_states=c.to(real.dtype)).sample
     fake_eps = lambda zt, steps, c: fake_call(zt, steps, encoder_hidden_states=c).sample
@@ -169,8 +170,8 @@ def train_osediff(
             hq, lq = batch["hq"].to(run.device), batch["lq"].to(run.device)
             pos = prompter(hq)  # in training the tagger reads the HQ crop (§4.4)
             with run.micro(micro, [gen_call]):
-                hq_hat, z_hat = gen_call(upsample(lq, scale), pos, rng)
-                vsd = (vsd_loss(z_hat, real_eps, fake_eps, pos, neg, alphas, rng, p.cfg_scale, p.t_min, p.t_max)
+                hq_hat, z_hat = gen_call(upsample(lq, scale), pos, draws)
+                vsd = (vsd_loss(z_hat, real_eps, fake_eps, pos, neg, alphas, draws, p.cfg_scale, p.t_min, p.t_max)
                        if p.lambda_vsd > 0 else z_hat.new_zeros(()))
                 loss, parts = generator_loss(hq_hat, hq, vsd, lpips_fn, p.lambda_l2, p.lambda_lpips, p.lambda_vsd)
                 run.backward(loss / t.grad_accum)
@@ -180,7 +181,7 @@ def train_osediff(
         run.update(opt_g, sched_g, [q for q in gen.parameters() if q.requires_grad])
         for micro, (z_hat, pos) in enumerate(z_hats):  # then the fake score's step on the same (detached) latents
             with run.micro(micro, [fake_call]):
-                loss_fake = fake_score_loss(z_hat, fake_eps, pos, alphas, rng)
+                loss_fake = fake_score_loss(z_hat, fake_eps, pos, alphas, draws)
                 run.backward(loss_fake / t.grad_accum)
             now["fake"] += loss_fake.item() / t.grad_accum
         run.update(opt_f, sched_f, [q for q in fake.parameters() if q.requires_grad])

@@ -21,9 +21,8 @@ from sr.train.ema import ema_copy, ema_update
 from sr.train.loop import Run, warmup_schedule
 
 
-def rotate_pairs(hq: torch.Tensor, lq: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate each (hq, lq) pair of a batch by its own random multiple of 90°."""
-    turns = torch.randint(4, (hq.shape[0],), generator=generator).tolist()
+def rotate_pairs(hq: torch.Tensor, lq: torch.Tensor, turns: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate each (hq, lq) pair of a batch by its own multiple of 90° (`turns`, one per pair)."""
     hq = torch.stack([x.rot90(k, (-2, -1)) for x, k in zip(hq, turns)])
     lq = torch.stack([x.rot90(k, (-2, -1)) for x, k in zip(lq, turns)])
     return hq, lq
@@ -66,8 +65,8 @@ def train_teacher(
     ema = ema_copy(denoiser)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     scheduler = warmup_schedule(optimizer, t.warmup_steps)
-    rng = torch.Generator().manual_seed(sample_seed(seed, "teacher", run.rank))
-    run.restore({"model": denoiser, "ema": ema, "optimizer": optimizer, "scheduler": scheduler}, rng)
+    draws = run.draws(sample_seed(seed, "teacher", 0))
+    run.restore({"model": denoiser, "ema": ema, "optimizer": optimizer, "scheduler": scheduler}, draws.generator)
     denoiser, optimizer = run.prepare(denoiser, optimizer)
     ema.to(run.device)
 
@@ -77,12 +76,14 @@ def train_teacher(
         total = 0.0
         for micro in range(t.grad_accum):
             batch = next(batches)
-            hq, lq = rotate_pairs(batch["hq"], batch["lq"], rng) if p.rot90 else (batch["hq"], batch["lq"])
+            hq, lq = batch["hq"], batch["lq"]
+            if p.rot90:
+                hq, lq = rotate_pairs(hq, lq, draws.randint(0, 4, len(hq)).tolist())
             hq, lq = hq.to(run.device), lq.to(run.device)
             with torch.no_grad():
                 x0, y = autoencoder.encode(hq), model.encode_lq(lq)
-            steps = torch.randint(diffusion.steps, (hq.shape[0],), generator=rng).to(run.device)
-            noise = torch.randn(x0.shape, generator=rng).to(run.device)
+            steps = draws.randint(0, diffusion.steps, len(hq)).to(run.device)
+            noise = draws.randn(x0.shape).to(run.device)
             with run.micro(micro, [denoiser]):
                 loss = diffusion.training_loss(denoiser, x0, y, lq, steps, noise).mean() / t.grad_accum
                 run.backward(loss)

@@ -47,6 +47,8 @@ def cache_trajectories(
 ) -> int:
     """Write `out_dir/traj-NNNNNN.tar`; partial shards live in `work_dir` until the whole cache is complete."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if p.mixed_precision == "fp16" and device.type != "cuda":
+        raise ValueError("trajectories.mixed_precision fp16 needs a CUDA device; this machine has none (use bf16 or no)")
     model.to(device)
     work_dir.mkdir(parents=True, exist_ok=True)
     done_shards = sorted(work_dir.glob("traj-*.tar"))
@@ -55,7 +57,7 @@ def cache_trajectories(
         print(f"trajectories: resuming after {len(done_shards)} complete shards ({skip} samples)", flush=True)
     total = count_samples(train_shards)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p.mixed_precision)
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
     with ShardWriter(work_dir, "traj", p.shard_size, start_index=len(done_shards)) as writer, autocast:
         bar = tqdm(total=total, initial=skip, desc="trajectories", mininterval=2)

@@ -84,13 +84,22 @@ def test_loader_covers_epoch_and_resumes_exactly(tmp_path, workers):
     assert _keys(resumed, 4) == straight[10:18]
 
 
-def test_ranks_partition_the_data(tmp_path):
-    _write(tmp_path, n=12, max_count=3)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_two_ranks_split_each_global_batch_of_the_one_process_stream(tmp_path, workers):
+    """Every sample of an epoch goes to exactly one rank, and rank r's batch k is the r-th half of one process's
+    batch k of twice the size (so DDP with N processes trains on what one process trains on); also after resume."""
+    _write(tmp_path, n=16, max_count=4)
     paths = shard_paths(tmp_path, "train")
-    seen = [
-        _keys(make_loader(paths, 1, seed=3, num_workers=0, rank=r, world_size=2, endless=False), 6) for r in (0, 1)
-    ]
-    assert sorted(seen[0] + seen[1]) == [f"s{i:03d}" for i in range(12)]
+    one = _keys(make_loader(paths, 4, seed=3, shuffle_buffer=4, num_workers=workers), 8)
+    ranks = [_keys(make_loader(paths, 2, seed=3, shuffle_buffer=4, num_workers=workers, rank=r, world_size=2), 8)
+             for r in (0, 1)]
+    for k in range(8):
+        assert ranks[0][2 * k : 2 * k + 2] + ranks[1][2 * k : 2 * k + 2] == one[4 * k : 4 * k + 4]
+    epoch = ranks[0][:8] + ranks[1][:8]  # 4 global batches of 4
+    assert sorted(epoch) == [f"s{i:03d}" for i in range(16)]
+    resumed = _keys(make_loader(paths, 2, seed=3, shuffle_buffer=4, num_workers=workers, rank=1, world_size=2,
+                                skip_batches=3), 2)
+    assert resumed == ranks[1][6:10]
 
 
 def test_sample_seed_is_stable():

@@ -79,7 +79,7 @@ def test_report_structure_methods_and_datasets(report):
     root, out = report
     assert json.loads((root / "metrics" / "eval.json").read_text()) == out
     methods = [m for m in out if not m.startswith("_")]
-    assert methods == ["bicubic", "teacher-4", "teacher-2", "teacher-1", "student-sinsr"]
+    assert methods == ["bicubic", "teacher-4", "teacher-2-linspace", "teacher-1-linspace", "student-sinsr"]
     assert out["_info"]["teacher"] == "teacher-4"
     assert out["_info"]["datasets"] == {"val": {"images": 3, "hq_size": [32, 32]},
                                         "heldout-realesrgan": {"images": 2, "hq_size": [96, 96]},
@@ -142,7 +142,7 @@ def test_speedup_is_computed_from_the_measured_latencies(latency):
     assert out["_info"]["teacher"] == "teacher-4"
     assert out["_info"]["latency_input"] == {"dataset": "heldout-realesrgan", "key": "img0", "lq_shape": [3, 24, 24]}
     teacher = out["teacher-4"]["latency_s"]
-    for m in ["bicubic", "teacher-2", "student-sinsr"]:
+    for m in ["bicubic", "teacher-2-linspace", "student-sinsr"]:
         assert out[m]["speedup_vs_teacher"] == pytest.approx(teacher / out[m]["latency_s"], rel=1e-3, abs=1e-3)
     assert out["teacher-4"]["speedup_vs_teacher"] == 1.0
     assert out["student-sinsr"]["latency_s"] < teacher  # one network call instead of four
@@ -153,7 +153,7 @@ def test_speedup_is_computed_from_the_measured_latencies(latency):
     assert lines[0] == "method,latency_ms,nfe,psnr_y,ssim_y,lpips"
     assert [line.split(",")[:3] for line in lines[1:]] == [
         [m, str(round(out[m]["latency_s"] * 1000, 3)), str(n)]
-        for m, n in [("bicubic", 0), ("teacher-4", 4), ("teacher-2", 2), ("teacher-1", 1), ("student-sinsr", 1)]
+        for m, n in [("bicubic", 0), ("teacher-4", 4), ("teacher-2-linspace", 2), ("teacher-1-linspace", 1), ("student-sinsr", 1)]
     ]
 
 
@@ -164,14 +164,14 @@ def test_one_step_teacher_equals_the_student_path_and_bicubic_matches_the_metric
     methods = ev.build_methods(folder, {"student-same": student}, [1], seed=0)
     lq = torch.rand(1, 3, 8, 8) * 2 - 1
     by_name = {m.name: m for m in methods}
-    assert torch.equal(by_name["teacher-1"].run(lq, ["k"]), by_name["student-same"].run(lq, ["k"]))
-    assert not torch.equal(by_name["teacher-4"].run(lq, ["k"]), by_name["teacher-1"].run(lq, ["k"]))
+    assert torch.equal(by_name["teacher-1-linspace"].run(lq, ["k"]), by_name["student-same"].run(lq, ["k"]))
+    assert not torch.equal(by_name["teacher-4"].run(lq, ["k"]), by_name["teacher-1-linspace"].run(lq, ["k"]))
 
 
 def test_plots_and_grids_are_written(report):
     root, out = report
     per_image = (root / "plots" / "eval" / "per_image_psnr.csv").read_text().splitlines()
-    assert per_image[0] == "image,key,bicubic,teacher-4,teacher-2,teacher-1,student-sinsr" and len(per_image) == 3
+    assert per_image[0] == "image,key,bicubic,teacher-4,teacher-2-linspace,teacher-1-linspace,student-sinsr" and len(per_image) == 3
     mean = np.mean([float(r.split(",")[2]) for r in per_image[1:]])
     assert mean == pytest.approx(out["bicubic"]["heldout-realesrgan"]["psnr_y"], abs=1e-3)
     for dataset in ["val", "heldout-realesrgan", "heldout-bicubic"]:

@@ -9,6 +9,7 @@ import torch
 from sr.config import DistillParams
 from sr.data.shards import ShardWriter, encode_json, encode_png, iter_samples, make_loader, shard_paths
 from sr.models.resshift import ResShiftModel
+from sr.seeds import Draws
 from sr.train.distill import complete_batch, make_recipe, recipe_keys, train_distill, with_noise
 from sr.train.recipes.colearn import ColearnFakes
 from sr.train.trajectories import cache_trajectories, trajectory_shards
@@ -140,7 +141,7 @@ def test_colearn_lq_adversarial_term_reaches_the_student_through_the_downsampler
     d = complete_batch(batch, teacher, online=False, device=torch.device("cpu"))
     recipe = make_recipe("colearn", _params("colearn", 1), teacher)
     recipe.discs.requires_grad_(False)
-    out = recipe.generator_pass(teacher, d, torch.Generator().manual_seed(0))
+    out = recipe.generator_pass(teacher, d, Draws(torch.Generator().manual_seed(0)))
     out.losses["lq_adv"].backward()
     student_grad = sum(q.grad.abs().sum() for q in recipe.student.parameters() if q.grad is not None)
     down_grad = sum(q.grad.abs().sum() for q in recipe.downsampler.parameters() if q.grad is not None)

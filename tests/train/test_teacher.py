@@ -12,7 +12,7 @@ def test_rotate_pairs_turns_each_pair_together_by_its_own_draw():
     hq = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     lq = F.avg_pool2d(hq, 4)
     turns = torch.randint(4, (16,), generator=torch.Generator().manual_seed(1)).tolist()
-    out_hq, out_lq = rotate_pairs(hq, lq, torch.Generator().manual_seed(1))
+    out_hq, out_lq = rotate_pairs(hq, lq, turns)
     assert len(set(turns)) > 1  # per pair, not one turn for the whole batch
     for i, k in enumerate(turns):
         assert torch.equal(out_hq[i], hq[i].rot90(k, (-2, -1))) and torch.equal(out_lq[i], lq[i].rot90(k, (-2, -1)))

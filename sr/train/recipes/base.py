@@ -20,6 +20,7 @@ from torch import nn
 
 from sr.losses import distillation
 from sr.models.resshift import ResShiftModel
+from sr.seeds import Draws
 
 
 @dataclass
@@ -41,12 +42,12 @@ class GeneratorPass:
     fakes: Any = None  # what the recipe's discriminator pass needs, detached (a dataclass of the recipe's own)
 
 
-def randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.randint(high, (n,), generator=generator).to(device)
+def randint(high: int, n: int, draws: Draws, device: torch.device) -> torch.Tensor:
+    return draws.randint(0, high, n).to(device)
 
 
-def randn(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator).to(like.device, like.dtype)
+def randn(like: torch.Tensor, draws: Draws) -> torch.Tensor:
+    return draws.randn(like.shape).to(like.device, like.dtype)
 
 
 class Recipe(nn.Module, metaclass=ABCMeta):
@@ -84,9 +85,9 @@ class Recipe(nn.Module, metaclass=ABCMeta):
         return distillation.one_step(self.call("student"), teacher.diffusion, batch.x_T, batch.lq)
 
     @abstractmethod
-    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, rng: torch.Generator) -> GeneratorPass:
+    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, draws: Draws) -> GeneratorPass:
         """The student's (and a downsampler's) losses on one micro-batch; discriminators are called unwrapped and
-        frozen here. Random draws come from `rng` only."""
+        frozen here. Random draws come from `draws` only."""
 
     def discriminator_loss(self, teacher: ResShiftModel, batch: DistillBatch, fakes: Any) -> torch.Tensor:
         raise ValueError(f"{type(self).__name__} has no discriminator")

@@ -13,6 +13,7 @@ from sr.losses import adversarial, distillation
 from sr.models.discriminators import LatentDiscriminator
 from sr.models.downsampler import build_downsampler
 from sr.models.resshift import ResShiftModel
+from sr.seeds import Draws
 from sr.train.recipes.base import DistillBatch, GeneratorPass, Recipe, randn
 
 
@@ -40,12 +41,12 @@ class CoLearning(Recipe):
         return [*super().generator_groups(lr),
                 {"params": list(self.downsampler.parameters()), "lr": self.p.downsampler_lr}]
 
-    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, rng: torch.Generator) -> GeneratorPass:
+    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, draws: Draws) -> GeneratorPass:
         p, b = self.p, batch
         z_s = self.student_x0(teacher, b)
         # one G call for both of its inputs: the student's output (adversarial) and the HQ latent (regression)
         y_hat, y_rec = self.call("downsampler")(
-            torch.cat([z_s, b.z_hq]), torch.cat([randn(z_s, rng), randn(z_s, rng)])
+            torch.cat([z_s, b.z_hq]), torch.cat([randn(z_s, draws), randn(z_s, draws)])
         ).chunk(2)
         losses = {
             "distill": distillation.distill_loss(z_s, b.target).mean(),

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 from sr.config import SinsrParams
 from sr.losses import distillation
 from sr.models.resshift import ResShiftModel
+from sr.seeds import Draws
 from sr.train.recipes.base import DistillBatch, GeneratorPass, Recipe
 
 
@@ -17,7 +16,7 @@ class SinSR(Recipe):
         super().__init__(teacher)
         self.p = p
 
-    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, rng: torch.Generator) -> GeneratorPass:
+    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, draws: Draws) -> GeneratorPass:
         student, diffusion, p = self.call("student"), teacher.diffusion, self.p
         z_s = self.student_x0(teacher, batch)
         losses = {

@@ -12,6 +12,7 @@ from sr.config import TadsrParams
 from sr.losses import adversarial, distillation, hsd
 from sr.models.discriminators import TimeAwareDiscriminator, feature_channels
 from sr.models.resshift import ResShiftModel
+from sr.seeds import Draws
 from sr.train.recipes.base import DistillBatch, GeneratorPass, Recipe, randint, randn
 
 
@@ -43,14 +44,14 @@ class TADSR(Recipe):
         arch = teacher.config.unet if teacher.config.unet is not None else teacher.config.swin
         self.discs["latent"] = TimeAwareDiscriminator(widths, arch.model_channels, p.c_dim)
 
-    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, rng: torch.Generator) -> GeneratorPass:
+    def generator_pass(self, teacher: ResShiftModel, batch: DistillBatch, draws: Draws) -> GeneratorPass:
         p, diffusion, b = self.p, teacher.diffusion, batch
         z_s = self.student_x0(teacher, b)
         n = z_s.shape[0]
-        s = randint(p.hsd_steps, n, rng, z_s.device)
-        direction = hsd.hsd_direction(teacher.denoiser, diffusion, z_s.detach(), b.target, b.y, b.lq, s, randn(z_s, rng))
-        t_d = randint(diffusion.steps - 1, n, rng, z_s.device)
-        noise_d = randn(z_s, rng)
+        s = randint(p.hsd_steps, n, draws, z_s.device)
+        direction = hsd.hsd_direction(teacher.denoiser, diffusion, z_s.detach(), b.target, b.y, b.lq, s, randn(z_s, draws))
+        t_d = randint(diffusion.steps - 1, n, draws, z_s.device)
+        noise_d = randn(z_s, draws)
         fake = noisy_features(teacher, z_s, b.y, b.lq, t_d, noise_d)
         losses = {
             "mse": distillation.distill_loss(z_s, b.target).mean(),
