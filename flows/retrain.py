@@ -27,6 +27,7 @@ class RetrainParams(BaseModel):
     publish_prefix: str  # s3://bucket/models
     package_name: str = "sr-onestep"
     repo: str = "."
+    placement: str | None = None  # a placement table (flows/placement.py): which stages run on which work pool
     refresh_stage: str = "download"  # forced, since new objects under an s3:// source change no dvc dependency
     dist_dir: str = "dist"
     push: bool = True  # `dvc push` before publishing, so the published model's lineage is in the DVC remote
@@ -87,7 +88,7 @@ def retrain(params: RetrainParams) -> str:
     log = get_run_logger()
     repo = Path(params.repo).resolve()
     stage_task(params.refresh_stage)(params.refresh_stage, str(repo), force=True)
-    sr_pipeline(repo=str(repo))
+    sr_pipeline(repo=str(repo), placement=params.placement)
     tarball, version = find_package(repo / params.dist_dir, params.package_name)
     selection = repo / params.dist_dir / f"{params.package_name}-{version}" / SELECTION_FILE
     s3_options = {"retries": params.s3_retries, "retry_delay_seconds": params.s3_retry_delay_s}

@@ -45,16 +45,22 @@ class SelectionError(ValueError):
     """No student satisfies the packaging rule, or the rule names something the evaluation lacks."""
 
 
-def select_student(report: dict[str, Any], dataset: str, metric: str, max_psnr_drop_db: float) -> str:
+def select_student(report: dict[str, Any], dataset: str, metric: str, max_psnr_drop_db: float,
+                   allowed: list[str] | None = None) -> str:
     """The student with the best `metric` on `dataset` among those whose PSNR(Y) there is >= the T-step teacher's
-    minus `max_psnr_drop_db`. Ties go to the first name in alphabetical order."""
+    minus `max_psnr_drop_db`, and among `allowed` (names without `student-`; None: all). Ties go to the first name in
+    alphabetical order."""
     teacher = report["_info"]["teacher"]
     if dataset not in report[teacher]:
         have = sorted(k for k in report[teacher] if k != "cost")
         raise SelectionError(f"package.dataset: {dataset!r} was not evaluated (evaluated: {', '.join(have)})")
-    students = sorted(name for name in report if name.startswith("student-"))
-    if not students:
+    # rows like "student-x+wavelet" score a student with a colour correction it does not ship: not candidates
+    evaluated = sorted(name for name in report if name.startswith("student-") and "+" not in name)
+    if not evaluated:
         raise SelectionError("package: the evaluation holds no student (no models/student-* folder was evaluated)")
+    students = [s for s in evaluated if allowed is None or s.removeprefix("student-") in allowed]
+    if not students:
+        raise SelectionError(f"package.students = {allowed}: none was evaluated (evaluated: {', '.join(evaluated)})")
     if metric not in report[teacher][dataset]:
         raise SelectionError(f"package.metric: {metric!r} was not computed on {dataset} "
                              f"(computed: {', '.join(sorted(report[teacher][dataset]))})")
@@ -93,12 +99,14 @@ def _fmt(value: Any, digits: int) -> str:
 
 
 def selection_record(report: dict[str, Any], student: str, dataset: str, metric: str, max_psnr_drop_db: float,
-                     name: str, version: str) -> dict[str, Any]:
-    """selection.json: which student the package ships and its score by the rule that chose it. The retrain flow's
-    promotion gate compares this record with the published one's."""
-    return {"name": name, "version": version, "student": student, "dataset": dataset, "metric": metric,
-            "value": report[student][dataset][metric], "lower_is_better": metric in LOWER_IS_BETTER,
-            "max_psnr_drop_db": max_psnr_drop_db}
+                     name: str, version: str, allowed: list[str] | None = None) -> dict[str, Any]:
+    """selection.json: which student the package ships and its score by the rule that chose it (`allowed`: the
+    students the rule could pick, None for all). The retrain flow's promotion gate compares this record with the
+    published one's."""
+    record = {"name": name, "version": version, "student": student, "dataset": dataset, "metric": metric,
+              "value": report[student][dataset][metric], "lower_is_better": metric in LOWER_IS_BETTER,
+              "max_psnr_drop_db": max_psnr_drop_db}
+    return record if allowed is None else {**record, "students": allowed}
 
 
 def model_card(selection: dict, report: dict, lineage: dict, scale: int, grids: list[str]) -> str:
@@ -111,18 +119,21 @@ def model_card(selection: dict, report: dict, lineage: dict, scale: int, grids: 
          f"({teacher})."), "",
         "## Use", "", "```", f"sr-upscale in.png out.png --model {name}-{version}.tar.gz", "```", "",
         "## Selection rule", "",
-        (f"Best `{selection['metric']}` on `{selection['dataset']}` among the students whose PSNR(Y) is at least the "
-         f"teacher's minus {selection['max_psnr_drop_db']} dB: {selection['value']:.4f}."), "",
+        (f"Best `{selection['metric']}` on `{selection['dataset']}` among the students "
+         + (f"({', '.join(selection['students'])}) " if "students" in selection else "")
+         + f"whose PSNR(Y) is at least the teacher's minus {selection['max_psnr_drop_db']} dB: "
+         f"{selection['value']:.4f}."), "",
     ]
     for dataset in [d for d in report[teacher] if d != "cost"]:
         lines += [f"## Metrics: {dataset}", "",
-                  "| method | PSNR(Y) | SSIM(Y) | LPIPS | NIQE | NFE | params |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| method | PSNR(Y) | SSIM(Y) | LPIPS | NIQE | chroma shift | blockiness | NFE | params |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for m in methods:
             q, c = report[m].get(dataset, {}), report[m]["cost"]
             mark = f"**{m}**" if m == student else m
             lines.append(f"| {mark} | {_fmt(q.get('psnr_y'), 2)} | {_fmt(q.get('ssim_y'), 4)} | "
-                         f"{_fmt(q.get('lpips'), 4)} | {_fmt(q.get('niqe'), 2)} | {c['nfe']} | {c['params']:,} |")
+                         f"{_fmt(q.get('lpips'), 4)} | {_fmt(q.get('niqe'), 2)} | {_fmt(q.get('chroma'), 2)} | "
+                         f"{_fmt(q.get('blockiness'), 2)} | {c['nfe']} | {c['params']:,} |")
         lines.append("")
     # Latency depends on the machine, so it is not in the package (whose bytes must repeat run to run).
     lines += ["Latency (machine-dependent, so not in this package): `metrics/latency.json`, the `latency` stage's.", ""]

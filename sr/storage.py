@@ -85,6 +85,12 @@ def list_s3(prefix_uri: str, retries: int = 3) -> list[S3Object]:
     return sorted(objects, key=lambda o: o.key)
 
 
+# tempfile creates files 0600 and folders 0700; what we publish gets the modes a plain open()/mkdir would give
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE, DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
+
+
 def download_s3(uri: str, dest: Path, retries: int = 3) -> Path:
     """Download one object atomically: a partial download never sits at `dest`."""
     bucket, key = split_s3(uri)
@@ -93,6 +99,7 @@ def download_s3(uri: str, dest: Path, retries: int = 3) -> Path:
     os.close(fd)
     try:
         s3_client(retries).download_file(bucket, key, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
     except Exception as exc:  # noqa: BLE001
         Path(tmp).unlink(missing_ok=True)
@@ -157,6 +164,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -180,6 +188,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    tmp.chmod(DIR_MODE)
     try:
         yield tmp
         if path.exists():

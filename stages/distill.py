@@ -9,7 +9,7 @@ from typing import get_args
 from sr.config import DistillRecipe, open_params
 from stages._cli import main_process, parser, run, training_outputs
 
-SHARED = ["seed", "distill.targets", "distill.sample_every", "distill.val_batch_size", "distill.train"]
+SHARED = ["seed", "distill.targets", "distill.sample_every", "distill.val_batch_size", "distill.image", "distill.train"]
 
 
 def params(recipe: str) -> list[str]:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     student = train_distill(
         recipe, distill, teacher, seed, data, out, args.work, curves, grid_samples=val[:4],
-        samples_dir=args.work / f"samples-{recipe}",
+        samples_dir=args.work / f"samples-{recipe}", torch_home=args.torch_home,
     )
     seconds = round(time.perf_counter() - began, 1)
     if not main_process():

@@ -1,5 +1,5 @@
-"""DVC stage `evaluate`: bicubic, the teacher at T and fewer steps, and every one-step student found, on the val
-shards and the held-out photos: quality, NFE and parameters (latency: the `latency` stage)."""
+"""DVC stage `evaluate`: bicubic, the teacher at T and fewer steps, every one-step student and the GAN baseline, on
+the val shards and the held-out photos: quality, NFE and parameters (latency: the `latency` stage)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,25 @@ from stages._cli import parser, run
 PARAMS = ["seed", "degrade", "evaluate", "distill.recipes"]
 
 
-def student_dirs(models: Path, recipes: list[str]) -> dict[str, Path]:
-    """method name -> folder of every student the pipeline trains: one per distill recipe, and OSEDiff's."""
+BASELINE = "baseline-srvgg"
+
+
+def model_dirs(models: Path, recipes: list[str]) -> dict[str, Path]:
+    """method name -> folder of every model the pipeline trains: a student per distill recipe, OSEDiff's, and the
+    GAN baseline."""
     dirs = {f"student-{name}": models / f"student-{name}" for name in [*recipes, "osediff"]}
+    dirs[BASELINE] = models / BASELINE
     missing = [str(folder) for folder in dirs.values() if not (folder / "config.json").is_file()]
     if missing:
-        raise FileNotFoundError(f"{missing[0]}: no student model folder; run its stage first")
+        raise FileNotFoundError(f"{missing[0]}: no model folder; run its stage first")
     return dirs
 
 
 def add_model_and_data_args(ap: argparse.ArgumentParser) -> None:
     """The inputs `evaluate` and `latency` share: the models and the datasets they run on."""
     ap.add_argument("--teacher", type=Path, default=Path("models/teacher"))
-    ap.add_argument("--models", type=Path, default=Path("models"), help="where student-<recipe>/ folders are looked up")
+    ap.add_argument("--models", type=Path, default=Path("models"),
+                    help="where the student-<name>/ and baseline-srvgg/ folders are looked up")
     ap.add_argument("--shards", type=Path, default=Path("data/shards"), help="val-NNNNNN.tar shards")
     ap.add_argument("--raw", type=Path, default=Path("data/raw"), help="manifest.jsonl + images/ (held-out photos)")
 
@@ -39,12 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p = open_params(args.params, PARAMS)
     evaluate_p, degrade, seed = p.evaluate, p.degrade, p.seed
 
-
     from sr.data.shards import shard_paths
     from sr.eval.evaluate import evaluate
 
-    report = evaluate(args.teacher, student_dirs(args.models, p.distill.recipes), shard_paths(args.shards, "val"), args.raw, evaluate_p,
-                      degrade, seed, args.torch_home, args.metrics, args.plots)
+    report = evaluate(args.teacher, model_dirs(args.models, p.distill.recipes), shard_paths(args.shards, "val"),
+                      args.raw, evaluate_p, degrade, seed, args.torch_home, args.metrics, args.plots)
     info = report["_info"]
     focus, teacher = info["focus_dataset"], info["teacher"]
     for name, entry in report.items():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sr.config import open_params
 from stages._cli import parser, run
-from stages.evaluate import add_model_and_data_args, student_dirs
+from stages.evaluate import add_model_and_data_args, model_dirs
 
 PARAMS = ["seed", "degrade", "evaluate", "distill.recipes"]
 
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     focus = report["_info"]["focus_dataset"]
     sample = latency_input(focus, shard_paths(args.shards, "val"), args.raw, evaluate_p, degrade, seed)
     paper = paper_input(args.raw, evaluate_p.latency_paper_side, degrade.scale)
-    latency = measure_latency(args.teacher, student_dirs(args.models, p.distill.recipes), sample, paper, report,
-                              evaluate_p, seed, args.metrics, args.plots)
+    latency = measure_latency(args.teacher, model_dirs(args.models, p.distill.recipes), sample, paper, report,
+                              evaluate_p, seed, degrade.scale, args.metrics, args.plots)
     info = latency["_info"]
     for name, entry in latency.items():
         if not name.startswith("_"):

@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.metrics.is_file():
         raise FileNotFoundError(f"{args.metrics}: no evaluation report; run the evaluate stage first")
     report = json.loads(args.metrics.read_text())
-    student = select_student(report, pk.dataset, pk.metric, pk.max_psnr_drop_db)
-    selection = selection_record(report, student, pk.dataset, pk.metric, pk.max_psnr_drop_db, pk.name, pk.version)
+    student = select_student(report, pk.dataset, pk.metric, pk.max_psnr_drop_db, pk.students)
+    selection = selection_record(report, student, pk.dataset, pk.metric, pk.max_psnr_drop_db, pk.name, pk.version,
+                                 pk.students)
     # No git commit: it changes with every commit, even when nothing the package is built from did.
     lineage = dvc_lock_hashes(args.lock, [*LINEAGE_PATHS, f"{args.models.as_posix()}/{student}"])
     grids = sorted(args.plots.glob("grid-*.png"))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -36,6 +40,9 @@ TINY = {
         "train": {"steps": 2, "batch_size": 2, "ckpt_every": 2, "log_every": 1, "num_workers": 0,
                   "shuffle_buffer": 4},
     },
+    "baseline": {"num_feat": 8, "num_conv": 2, "disc_feat": 8, "l1_steps": 1,
+                 "train": {"steps": 2, "batch_size": 2, "ckpt_every": 2, "log_every": 1, "num_workers": 0,
+                           "shuffle_buffer": 4}},
     "evaluate": {"heldout_crop": 64, "teacher_steps": [1], "max_val_samples": None, "latency_warmup": 0,
                  "latency_paper_side": 32, "latency_paper_repeats": 1,
                  "latency_repeats": 1, "grid_samples": 1},
@@ -55,3 +62,28 @@ def write_tiny_params(path: Path, **extra: dict) -> Path:
     params = merge(params, extra)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def clone(root: Path) -> dict:
+    """The working tree's tracked and unignored files, committed in a fresh git repo (what a user clones); returns
+    the environment to run its commands in."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "TORCH_HOME": str(REPO / ".torch")}
+    (root / ".torch").symlink_to(REPO / ".torch")  # the offline LPIPS/NIQE weights the stages are pointed at
+    run(["git", "init", "-q"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "clone"], root, env)
+    return env

@@ -27,7 +27,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.pipeline import evaluation_report, metrics_table, select_stages, sr_pipeline
+from flows.pipeline import evaluation_report, metrics_table, select_stages, sr_pipeline, stage_graph
+from flows.placement import PlacementError, load_placement
 from flows.retrain import RetrainParams, gate, retrain
 from flows.retrain import main as retrain_main
 from sr.publish import latest_version, publish
@@ -281,3 +282,59 @@ def test_serve_cli_builds_a_valid_deployment(monkeypatch, tmp_path):
     assert RetrainParams(**calls["parameters"]["params"]).dist_dir == "out"
     deployment = retrain.to_deployment(name="sr-retrain", parameters=calls["parameters"], concurrency_limit=1)
     assert deployment.parameters["params"]["publish_prefix"] == "s3://b/models"
+
+
+def test_placement_hands_the_process_count_to_a_local_stage(repo):
+    """A placement entry without a pool keeps the stage here and sets SR_PROCESSES for its launch; the table is no
+    DVC input, so the other stages stay up to date."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())
+    stages["stages"]["download"]["cmd"] = ("python -c \"import os; open('raw.txt', 'w').write("
+                                           "os.environ.get('SR_PROCESSES', 'unset'))\"")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(stages))
+    (repo / "placement.yaml").write_text("stages:\n  download: {processes: 3}\n")
+    state = sr_pipeline(stages=["download"], repo=str(repo), placement="placement.yaml", return_state=True)
+    assert state.is_completed(), state.message
+    assert (repo / "raw.txt").read_text() == "3"
+    assert task_states(state.state_details.flow_run_id) == {"download": "Completed"}
+
+
+def test_placement_errors_are_one_line(repo):
+    (repo / "placement.yaml").write_text("stages:\n  trian: {pool: gpu}\n")
+    state = sr_pipeline(repo=str(repo), placement="placement.yaml", return_state=True)
+    with pytest.raises(PlacementError) as err:
+        state.result()
+    assert str(err.value) == "placement.yaml: stages.trian: no such stage; dvc.yaml has: " + ", ".join(STAGES)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("stages:\n  teacher: {pool: gpu, procs: 2}\n", "stages.teacher.procs: Extra inputs are not permitted (got 2)"),
+    ("stages:\n  teacher: {processes: 0}\n",
+     "stages.teacher.processes: Input should be greater than or equal to 1 (got 0)"),
+    ("worker_wait_s: soon\n", ("worker_wait_s: Input should be a valid number, unable to parse string as a number "
+                                "(got 'soon')")),
+    ("stages: [teacher\n", "not YAML: while parsing a flow sequence"),
+    ("git_url: https://me:s3cret@git.example.com/sr.git\n",
+     "git_url: Value error, a URL with credentials in it; give workers an SSH key or a git credential helper instead"),
+])
+def test_placement_file_is_validated(tmp_path, text, message):
+    path = tmp_path / "placement.yaml"
+    path.write_text(text)
+    with pytest.raises(PlacementError) as err:
+        load_placement(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_placement_finds_foreach_items():
+    table = load_placement(None)
+    assert table.stages == {} and table.pool("teacher") is None
+    table = table.model_validate({"stages": {"distill": {"pool": "gpu"}, "distill@tadsr": {"pool": "big"}}})
+    assert [table.pool(s) for s in ("distill@sinsr", "distill@tadsr", "teacher")] == ["gpu", "big", None]
+
+
+def test_shipped_placement_names_real_stages():
+    """flows/placement-gpu.yaml, the README's example, fits the real dvc.yaml: the GPU stages on `gpu`, data on `cpu`."""
+    repo = Path(__file__).resolve().parents[1]
+    table = load_placement(repo / "flows/placement-gpu.yaml")
+    table.check_stages("flows/placement-gpu.yaml", stage_graph(repo)[0])
+    assert [table.pool(s) for s in ("teacher", "distill@tadsr", "baseline", "osediff", "degrade", "package")] == [
+        "gpu", "gpu", "gpu", "gpu", "cpu", "cpu"]

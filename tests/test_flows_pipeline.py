@@ -34,7 +34,7 @@ from tests.pipeline_fixtures import REPO, write_tiny_params
 BIN = Path(sys.executable).parent
 # dvc.yaml order, topologically sorted: osediff only needs the shards but is listed last, so it runs after distill.
 STAGES = ["download", "degrade", "teacher", "trajectories", "distill@sinsr", "distill@tadsr", "distill@colearn",
-          "osediff", "evaluate", "latency", "package"]
+          "baseline", "osediff", "evaluate", "latency", "package"]
 # The tiny teacher samples in 4 steps instead of 15: the teacher-15 row dominates the evaluate stage on 2 cores.
 FEWER_STEPS = {"teacher": {"diffusion": {"steps": 4}}, "evaluate": {"max_val_samples": 2}}
 

@@ -37,6 +37,12 @@ def test_rule_prefers_best_lpips_among_students_within_the_psnr_margin():
     assert select_student(report, "heldout-realesrgan", "psnr_y", 1.5) == "student-sinsr"
 
 
+def test_colour_fix_variants_and_the_baseline_are_scored_but_never_shipped():
+    report = fake_report({"student-sinsr": (24.8, 0.28), "student-sinsr+wavelet": (24.9, 0.10),
+                          "baseline-srvgg": (24.9, 0.05)})
+    assert select_student(report, "heldout-realesrgan", "lpips", 0.5) == "student-sinsr"
+
+
 def test_rule_fails_clearly_when_nothing_qualifies_or_the_dataset_is_missing():
     report = fake_report({"student-sinsr": (23.9, 0.28), "student-tadsr": (24.0, 0.20)})
     with pytest.raises(SelectionError, match=r"no student qualifies: PSNR\(Y\) on heldout-realesrgan must be >= "
@@ -92,7 +98,7 @@ def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
     assert f"`models/student-colearn` (dvc.lock md5): `{'b' * 32}.dir`" in card
     assert "`data/shards` (dvc.lock md5): `" + "a" * 32 in card and "![grids/grid-heldout-realesrgan.png]" in card
     assert "teacher's minus 0.5 dB: 0.2500." in card
-    assert "| **student-colearn** | 24.60 | 0.7000 | 0.2500 | – | 1 | 1,000 |" in card
+    assert "| **student-colearn** | 24.60 | 0.7000 | 0.2500 | – | – | – | 1 | 1,000 |" in card  # no chroma/blockiness here
     assert "commit" not in card  # nothing that changes run to run; latency is only pointed to
     assert "machine-dependent" in card and "metrics/latency.json" in card
 

@@ -36,9 +36,11 @@ TRAINERS = {
     **{f"distill@{r}": (["stages.distill", "--recipe", r, "--torch-home", str(REPO / ".torch")], "model.safetensors")
        for r in ("sinsr", "tadsr", "colearn")},
     "osediff": (["stages.osediff", "--shards", "data/shards"], "lora.safetensors"),
+    "baseline": (["stages.baseline", "--shards", "data/shards", "--torch-home", str(REPO / ".torch")],
+                 "model.safetensors"),
 }
 REGRESSION_TERM = {"teacher": "loss", "distill@sinsr": "distill", "distill@tadsr": "mse", "distill@colearn": "distill",
-                   "osediff": "l2"}
+                   "osediff": "l2", "baseline": "l1"}
 # Logs (rank, destination) of every rename: all our outputs are written to a temp name, then renamed into place.
 SITECUSTOMIZE = """
 import os
@@ -72,11 +74,14 @@ def data(tmp_path_factory):
     return root
 
 
+def _section(trainer: str) -> str:
+    return trainer.split("@")[0]  # distill@sinsr -> distill
+
+
 def _run_dir(data: Path, folder: Path, trainer: str) -> Path:
     folder.mkdir()
-    section = "teacher" if trainer == "teacher" else "osediff" if trainer == "osediff" else "distill"
-    extra = {"lambda_lpips": 0.0} if trainer == "osediff" else {}  # see test_two_processes_train_what_one_trains
-    write_tiny_params(folder / "params.yaml", **{section: {**TRAIN, **extra}})
+    extra = {"lambda_lpips": 0.0} if trainer in ("osediff", "baseline") else {}  # see test_two_processes_train_...
+    write_tiny_params(folder / "params.yaml", **{_section(trainer): {**TRAIN, **extra}})
     (folder / "data").symlink_to(data / "data")
     (folder / "models").mkdir()
     (folder / "models/teacher").symlink_to(data / "models/teacher")
@@ -138,9 +143,10 @@ def _processes_in(folder: Path) -> list[psutil.Process]:
 
 @pytest.mark.parametrize("trainer", list(TRAINERS))
 def test_two_processes_train_what_one_trains(data, tmp_path, trainer):
-    """OSEDiff runs without its LPIPS term here: LPIPS unit-normalises VGG features, and where a feature vector is
-    near zero that amplifies float rounding (1 vs 2 threads of one process differ by ~1e-3 in its gradients too),
-    which Adam's first steps turn into whole-step differences. Everything else of the trainer runs as configured."""
+    """OSEDiff and the GAN baseline run without their LPIPS term here: LPIPS unit-normalises VGG features, and where
+    a feature vector is near zero that amplifies float rounding (1 vs 2 threads of one process differ by ~1e-3 in its
+    gradients too), which Adam's first steps turn into whole-step differences. Everything else of the trainer runs as
+    configured."""
     _train_here(_run_dir(data, tmp_path / "one", trainer), trainer)
     two = _train(data, _run_dir(data, tmp_path / "two", trainer), trainer, 2)
     a, b = _weights(tmp_path / "one", trainer), _weights(tmp_path / "two", trainer)
@@ -187,7 +193,7 @@ def test_two_processes_train_what_one_trains(data, tmp_path, trainer):
 
 @pytest.mark.parametrize("trainer", list(TRAINERS))
 def test_bf16_autocast_trains_on_cpu_and_saves_fp32(data, tmp_path, trainer):
-    section = "teacher" if trainer == "teacher" else "osediff" if trainer == "osediff" else "distill"
+    section = _section(trainer)
     runs = {}
     for precision in ("no", "bf16"):
         folder = _run_dir(data, tmp_path / precision, trainer)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
+import stages.baseline
 import stages.degrade
 import stages.distill
 import stages.download
@@ -24,6 +25,7 @@ import stages.trajectories
 from sr.config import open_params
 from sr.config.base import Section
 from sr.data.shards import iter_samples, shard_paths
+from sr.models.autoencoder import PixelUnshuffleRefine
 from tests.pipeline_fixtures import REPO, write_tiny_params
 
 STAGES = [
@@ -36,6 +38,7 @@ STAGES = [
     *[(f"distill@{r}", stages.distill, ["--recipe", r, "--torch-home", str(REPO / ".torch")])
       for r in ("sinsr", "tadsr", "colearn")],
     ("osediff", stages.osediff, []),
+    ("baseline", stages.baseline, ["--torch-home", str(REPO / ".torch")]),
     ("evaluate", stages.evaluate, ["--torch-home", str(REPO / ".torch")]),
     ("latency", stages.latency, []),
     ("package", stages.package, []),
@@ -43,6 +46,10 @@ STAGES = [
 # Keys that only another choice reads (the embedded default takes the branch that does not), each with the reason.
 READ_ONLY_BY_OTHER_CHOICES = {
     "teacher.autoencoder.checkpoint": "only vq_f4 and kl autoencoders have weights",
+    "distill.image.lpips_net": "only an LPIPS image term (lambda_lpips > 0) needs a network",
+    # random branches: read when a crop's seeded draws take them; the tiny run's few Real-ESRGAN crops do not
+    "degrade.blur2.betap_range": "only a plateau kernel in the second blur draws a shape",
+    "degrade.stage2.poisson_scale_range": "only Poisson noise in the second stage draws a scale",
 }
 
 
@@ -227,15 +234,41 @@ def test_downstream_stages_agree_on_the_numbers_they_share(pipeline):
     osediff = json.loads((root / "metrics/train-osediff.json").read_text())
     assert osediff["psnr_y_bicubic"] == pytest.approx(teacher["psnr_y_bicubic"], abs=1e-4)
     assert osediff["psnr_y_osediff"] == pytest.approx(report["student-osediff"]["val"]["psnr_y"], abs=1e-4)
-    assert report["student-sinsr"]["cost"] == {"nfe": 1, "params": report["teacher-15"]["cost"]["params"]}
+    decoder = sum(q.numel() for q in PixelUnshuffleRefine(4).parameters())  # each student's own (refine_decoder)
+    assert report["student-sinsr"]["cost"] == {"nfe": 1, "params": report["teacher-15"]["cost"]["params"] + decoder}
     assert report["teacher-15"]["cost"]["nfe"] == 15 and report["teacher-1-linspace"]["cost"]["nfe"] == 1
+    baseline = json.loads((root / "metrics/train-baseline.json").read_text())
+    assert baseline["psnr_y_bicubic"] == pytest.approx(teacher["psnr_y_bicubic"], abs=1e-4)
+    assert baseline["psnr_y_model"] == pytest.approx(report["baseline-srvgg"]["val"]["psnr_y"], abs=1e-4)
+
+
+def test_eval_rows_datasets_and_checks(pipeline):
+    """Three held-out sets, chroma shift and blockiness for every method, each student also with the colour
+    correction it does not ship, and the baseline as a peer; the package never picks a `+fix` row."""
+    root = pipeline[0]
+    report = json.loads((root / "metrics/eval.json").read_text())
+    assert set(report["_info"]["datasets"]) == {"val", "heldout-realesrgan", "heldout-mild", "heldout-bicubic"}
+    methods = sorted(m for m in report if not m.startswith("_"))
+    assert methods == sorted(["bicubic", "teacher-15", "teacher-1-linspace", "baseline-srvgg",
+                              *[f"student-{r}" for r in ("sinsr", "tadsr", "colearn", "osediff")],
+                              *[f"student-{r}+wavelet" for r in ("sinsr", "tadsr", "colearn")], "student-osediff+none"])
+    for m in methods:
+        for dataset in report["_info"]["datasets"]:
+            assert {"psnr_y", "lpips", "chroma", "blockiness"} <= set(report[m][dataset]), (m, dataset)
+    assert report["bicubic"]["heldout-bicubic"]["blockiness"] == pytest.approx(1.0, abs=0.1)  # no grid of its own
+    # the OSEDiff student ships the wavelet fix: its own row and the raw one differ, and only in colour mostly
+    shipped, raw = report["student-osediff"]["heldout-mild"], report["student-osediff+none"]["heldout-mild"]
+    assert shipped["chroma"] != raw["chroma"]
+    selection = json.loads(next((root / "dist").glob("sr-onestep-*/selection.json")).read_text())
+    assert "+" not in selection["student"] and selection["student"].startswith("student-")
 
 
 def test_latency_times_what_evaluate_scored(pipeline):
     root = pipeline[0]
     report = json.loads((root / "metrics/eval.json").read_text())
     latency = json.loads((root / "metrics/latency.json").read_text())
-    assert set(report) == set(latency) and latency["teacher-15"]["speedup_vs_teacher"] == 1.0
+    shipped = {m for m in report if "+" not in m}  # every method as it ships, the baseline too; not the +fix rows
+    assert set(latency) == shipped and "baseline-srvgg" in latency and latency["teacher-15"]["speedup_vs_teacher"] == 1.0
     timed = latency["_info"]["latency_input"]  # the first sample of the focus dataset (64 px HQ held-out crops)
     assert timed["dataset"] == report["_info"]["focus_dataset"] == "heldout-realesrgan"
     assert timed["lq_shape"] == [3, 16, 16]
@@ -245,7 +278,7 @@ def test_package_ships_the_student_its_rule_picks(pipeline):
     root = pipeline[0]
     report = json.loads((root / "metrics/eval.json").read_text())
     selection = json.loads((root / "dist/sr-onestep-0.1.0/selection.json").read_text())
-    students = [m for m in report if m.startswith("student-")]
+    students = [m for m in report if m.startswith("student-") and "+" not in m]
     best = min(students, key=lambda m: (report[m]["heldout-realesrgan"]["lpips"], m))  # every student qualifies
     assert selection["student"] == best and selection["value"] == report[best]["heldout-realesrgan"]["lpips"]
     config = json.loads((root / "dist/sr-onestep-0.1.0/config.json").read_text())

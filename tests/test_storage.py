@@ -38,3 +38,16 @@ def test_unreachable_endpoint_is_one_clear_line(monkeypatch, tmp_path):
     assert message.startswith("s3://b/k.bin: cannot download: S3 endpoint http://127.0.0.1:9 is unreachable")
     assert "XYZ" not in message and "\n" not in message
     assert not list(Path(tmp_path).iterdir())  # no partial file left behind
+
+
+def test_atomic_outputs_get_the_modes_of_a_plain_write(tmp_path):
+    from sr.storage import atomic_dir, atomic_write_bytes
+
+    (tmp_path / "plain").write_bytes(b"x")
+    (tmp_path / "plain-dir").mkdir()
+    atomic_write_bytes(tmp_path / "file", b"x")
+    with atomic_dir(tmp_path / "folder") as tmp:
+        (tmp / "a").write_bytes(b"x")
+    mode = lambda name: (tmp_path / name).stat().st_mode & 0o777
+    assert mode("file") == mode("plain") != 0o600  # not mkstemp's 0600 (under the usual umask 022: 0644)
+    assert mode("folder") == mode("plain-dir") != 0o700

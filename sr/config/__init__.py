@@ -5,7 +5,7 @@ Every model forbids unknown keys, so a typo fails at load with one line that nam
 URIs are, because they are what an experiment is about.
 """
 
-from sr.config.base import ParamsError, Probability, Range, Section
+from sr.config.base import ColorFix, ParamsError, Probability, Range, Section
 from sr.config.data import (
     BlurParams,
     BundledSource,
@@ -14,6 +14,7 @@ from sr.config.data import (
     DirSource,
     DownloadParams,
     KernelKind,
+    MildParams,
     S3Source,
     Source,
     UrlSource,
@@ -24,13 +25,16 @@ from sr.config.osediff import OSEDIFF_NEG_PROMPT, LoraParams, OsediffParams, Pro
 from sr.config.training import (
     AutoencoderKind,
     AutoencoderParams,
+    BaselineParams,
     ColearnParams,
     DenoiserArch,
     DiffusionParams,
     DistillParams,
     DistillRecipe,
     EmaTrainParams,
+    ImageLossParams,
     MixedPrecision,
+    ModelAutoencoderKind,
     SinsrParams,
     SwinUNetParams,
     TadsrParams,
@@ -45,9 +49,11 @@ __all__ = [
     "OSEDIFF_NEG_PROMPT",
     "AutoencoderKind",
     "AutoencoderParams",
+    "BaselineParams",
     "BlurParams",
     "BundledSource",
     "ColearnParams",
+    "ColorFix",
     "DegradationStage",
     "DegradeParams",
     "DenoiserArch",
@@ -59,9 +65,12 @@ __all__ = [
     "EmaTrainParams",
     "EvalDataset",
     "EvaluateParams",
+    "ImageLossParams",
     "KernelKind",
     "LoraParams",
+    "MildParams",
     "MixedPrecision",
+    "ModelAutoencoderKind",
     "OsediffParams",
     "PackageParams",
     "Params",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,7 @@ class Section(BaseModel):
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Range = tuple[float, float]
+ColorFix = Literal["none", "adain", "wavelet"]  # sr/models/colorfix.py
 
 
 def check_range(value: Range) -> Range:

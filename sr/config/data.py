@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from sr.config.base import Probability, Range, Section, check_range
 
@@ -43,26 +43,26 @@ class DownloadParams(Section):
     retries: Annotated[int, Field(ge=0)]
 
 
+def _odd(v: int) -> int:
+    if v % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {v}")
+    return v
+
+
+KernelSize = Annotated[int, Field(ge=3, le=31), AfterValidator(_odd)]
 KernelKind = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
 
 
 class BlurParams(Section):
     """One blur of the Real-ESRGAN kernel family (first or second stage)."""
 
-    kernel_size: Annotated[int, Field(ge=3, le=31)]
+    kernel_size: KernelSize
     kernel_list: list[KernelKind]
     kernel_prob: list[Probability]
     sinc_prob: Probability
     sigma: Range
     betag_range: Range
     betap_range: Range
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {v}")
-        return v
 
     @field_validator("sigma", "betag_range", "betap_range")
     @classmethod
@@ -102,8 +102,26 @@ class DegradationStage(Section):
         return v
 
 
+class MildParams(Section):
+    """A mild one-stage degradation: isotropic Gaussian blur, antialiased bicubic downscale, Gaussian colour noise,
+    JPEG (each drawn uniformly from its range)."""
+
+    blur_sigma: Range
+    kernel_size: KernelSize
+    noise_range: Range  # sigma in 8-bit units
+    jpeg_range: Range
+
+    @field_validator("blur_sigma", "noise_range", "jpeg_range")
+    @classmethod
+    def _range(cls, v: Range) -> Range:
+        return check_range(v)
+
+
 class DegradeParams(Section):
-    """Real-ESRGAN second-order degradation (params.yaml carries ResShift/SinSR/TAD-SR's `degradation:` block)."""
+    """Real-ESRGAN second-order degradation (params.yaml carries ResShift/SinSR/TAD-SR's `degradation:` block).
+
+    Train crops only: with `clean_prob` the LQ is the bicubic-only one, with `mild_prob` it is `mild`'s, else the
+    full Real-ESRGAN degradation; val crops are always Real-ESRGAN."""
 
     scale: Literal[2, 4]
     hq_size: Annotated[int, Field(ge=16)]
@@ -119,6 +137,9 @@ class DegradeParams(Section):
     stage2: DegradationStage
     final_sinc_prob: Probability
     usm_sharpen: bool  # Real-ESRGAN's USM on the HQ (the target too); ResShift's `use_sharp: False`
+    clean_prob: Probability
+    mild_prob: Probability
+    mild: MildParams
 
     @field_validator("hq_size")
     @classmethod
@@ -126,3 +147,9 @@ class DegradeParams(Section):
         if v % 8:
             raise ValueError(f"hq_size must be a multiple of 8, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _mixture(self) -> DegradeParams:
+        if self.clean_prob + self.mild_prob > 1.0:
+            raise ValueError(f"clean_prob + mild_prob must be at most 1, got {self.clean_prob + self.mild_prob}")
+        return self

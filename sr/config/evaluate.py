@@ -6,16 +6,22 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from sr.config.base import Section
+from sr.config.base import ColorFix, Section
+from sr.config.data import MildParams
+from sr.config.training import DistillRecipe
 
-EvalDataset = Literal["val", "heldout-realesrgan", "heldout-bicubic"]
+EvalDataset = Literal["val", "heldout-realesrgan", "heldout-mild", "heldout-bicubic"]
 
 
 class EvaluateParams(Section):
-    """Compare bicubic, the teacher at T and fewer steps, and every one-step student on the val shards and on
-    center crops of the held-out photos (one fixed, seeded Real-ESRGAN degradation each, and bicubic-only)."""
+    """Compare bicubic, the teacher at T and fewer steps, every one-step student and the GAN baseline on the val
+    shards and on center crops of the held-out photos (one fixed, seeded draw each of the Real-ESRGAN and the mild
+    degradation, and bicubic-only)."""
 
     heldout_crop: Annotated[int, Field(ge=16)]  # HQ center-crop size of each held-out photo
+    heldout_mild: MildParams  # the heldout-mild set's degradation
+    block_period: Annotated[int, Field(ge=2)]  # blockiness is measured at this period (the latent grid's)
+    color_fix: list[ColorFix]  # each student is also scored with each of these colour corrections it does not ship
     teacher_steps: list[Annotated[int, Field(ge=1)]]  # the teacher respaced, without distillation
     max_val_samples: Annotated[int, Field(ge=1)] | None  # None: every val-shard sample
     lpips_net: Literal["alex", "vgg"]
@@ -43,3 +49,6 @@ class PackageParams(Section):
     license: str | None  # of the weights, for the model card (an SPDX identifier); yours to choose
     author: str
     publish: Annotated[str, Field(pattern=r"^s3://[^/]+")] | None
+    # The students the rule may pick (None: every evaluated one), e.g. the recipes only, to ship a ResShift-family
+    # model with its ONNX graph. params.yaml leaves it out: by default every student competes.
+    students: list[DistillRecipe | Literal["osediff"]] | None = None

@@ -19,7 +19,7 @@ from sr.config.base import ParamsError, Section
 from sr.config.data import DegradeParams, DownloadParams
 from sr.config.evaluate import EvaluateParams, PackageParams
 from sr.config.osediff import OsediffParams
-from sr.config.training import DistillParams, TeacherParams, TrajectoriesParams
+from sr.config.training import BaselineParams, DistillParams, TeacherParams, TrajectoriesParams
 
 OVERLAY_KEY = "overlay_of"
 
@@ -32,6 +32,7 @@ class Params(Section):
     trajectories: TrajectoriesParams
     osediff: OsediffParams
     distill: DistillParams
+    baseline: BaselineParams
     evaluate: EvaluateParams
     package: PackageParams
 
@@ -68,6 +69,10 @@ def invariants(p: Params) -> list[str]:
     if too_many:
         broken.append(f"evaluate.teacher_steps = {p.evaluate.teacher_steps}: {too_many[0]} exceeds the teacher's "
                       f"teacher.diffusion.steps = {p.teacher.diffusion.steps}")
+    untrained = [s for s in p.package.students or [] if s != "osediff" and s not in p.distill.recipes]
+    if untrained:
+        broken.append(f"package.students = {p.package.students}: {untrained[0]} is not in distill.recipes = "
+                      f"{p.distill.recipes}")
     vae = 2 ** (len(p.osediff.small.vae_channels) - 1)
     if p.osediff.checkpoint is None and hq % vae:
         broken.append(f"osediff.small.vae_channels: a x{vae} VAE does not divide degrade.hq_size = {hq}")

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from sr.config.base import Probability, Section
+from sr.config.base import ColorFix, Probability, Section
 from sr.config.training import TrainParams
 
 OSEDIFF_NEG_PROMPT = (
@@ -96,6 +96,8 @@ class OsediffParams(Section):
     cfg_scale: Annotated[float, Field(ge=1)]
     t_min: Annotated[int, Field(ge=0)]
     t_max: Annotated[int, Field(le=1000)]  # VSD timesteps t ~ U[t_min, t_max)
+    # the colour correction the student ships (docs/methods.md §4.6): its output aligned to the bicubic-upsampled LQ
+    color_fix: ColorFix
     gradient_checkpointing: bool
     vae_tiling: bool
     train: TrainParams

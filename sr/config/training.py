@@ -10,6 +10,8 @@ from sr.config.base import Section
 
 MixedPrecision = Literal["no", "fp16", "bf16"]
 AutoencoderKind = Literal["pixel_unshuffle", "vq_f4", "kl"]
+# what a model folder may hold: a params-buildable first stage, or a student's own trained pixel-unshuffle decoder
+ModelAutoencoderKind = AutoencoderKind | Literal["pixel_unshuffle_refine"]
 DenoiserArch = Literal["unet", "resshift_swin"]
 
 
@@ -178,6 +180,22 @@ class ColearnParams(Section):
     downsampler_lr: Annotated[float, Field(gt=0)]
 
 
+class ImageLossParams(Section):
+    """Image-space terms added to every recipe's generator loss, on the decoded one-step output against the HQ crop
+    (docs/methods.md §2.4): λ_l1·L1 + λ_grad·L1 of the horizontal and vertical first differences + λ_grid·the same
+    across latent cell borders only + λ_lpips·LPIPS."""
+
+    lambda_l1: Weight
+    lambda_grad: Weight
+    lambda_grid: Weight
+    lambda_lpips: Weight
+    lpips_net: Literal["alex", "vgg"]
+    # pixel_unshuffle teachers only: the student gets its own decoder (pixel shuffle + a small conv net across the
+    # cell borders), trained by the image terms at `decoder_lr`; the encoder stays the teacher's
+    refine_decoder: bool
+    decoder_lr: Annotated[float, Field(gt=0)]
+
+
 class DistillParams(Section):
     """One-step students distilled from the teacher; `recipes` lists the ones dvc trains (one stage each). A recipe's
     stage reads the shared keys and its own section only, so editing one recipe re-runs only its stage."""
@@ -187,6 +205,7 @@ class DistillParams(Section):
     sinsr: SinsrParams
     tadsr: TadsrParams
     colearn: ColearnParams
+    image: ImageLossParams
     sample_every: Annotated[int, Field(ge=1)]  # a sample-grid PNG every N steps
     val_batch_size: Annotated[int, Field(ge=1)]
     train: EmaTrainParams
@@ -197,3 +216,19 @@ class DistillParams(Section):
         if len(set(v)) != len(v):
             raise ValueError(f"recipes must not repeat, got {v}")
         return v
+
+
+class BaselineParams(Section):
+    """A compact GAN to compare the students with (docs/methods.md §6.4): Real-ESRGAN's SRVGGNetCompact generator and
+    UNetDiscriminatorSN on the same train shards, L1 only for `l1_steps`, then L1 + λ_lpips·LPIPS + λ_gan·GAN."""
+
+    num_feat: Annotated[int, Field(ge=4)]
+    num_conv: Annotated[int, Field(ge=1)]
+    disc_feat: Annotated[int, Field(ge=4)]
+    l1_steps: Annotated[int, Field(ge=0)]
+    lambda_l1: Weight
+    lambda_lpips: Weight
+    lpips_net: Literal["alex", "vgg"]
+    lambda_gan: Weight
+    disc_lr: Annotated[float, Field(gt=0)]
+    train: TrainParams

@@ -38,7 +38,7 @@ from basicsr.data.degradations import (
 )
 from torch import Tensor
 
-from sr.config import BlurParams, DegradationStage, DegradeParams
+from sr.config import BlurParams, DegradationStage, DegradeParams, MildParams
 
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 USM_RADIUS = 51  # basicsr USMSharp(radius=50) rounds up to an odd size; sigma 0 -> OpenCV's rule gives 8.0
@@ -300,3 +300,20 @@ def bicubic_lq(hq: Tensor, scale: int) -> Tensor:
     _check_hq(hq, scale)
     size = (hq.shape[1] // scale, hq.shape[2] // scale)
     return _quantize(F.interpolate(hq[None], size=size, mode="bicubic", antialias=True)[0])
+
+
+def mild_degrade(hq: Tensor, scale: int, p: MildParams, generator: torch.Generator) -> tuple[Tensor, dict]:
+    """A mild one-stage degradation of hq (3,H,W) in [0,1]: isotropic Gaussian blur (σ ~ U(blur_sigma)),
+    antialiased bicubic ÷scale, Gaussian colour noise (σ ~ U(noise_range)/255), JPEG (quality ~ U(jpeg_range)),
+    8-bit values. Draws come from `generator` in that order."""
+    _check_hq(hq, scale)
+    g = generator
+    sigma = _uniform(g, *p.blur_sigma)
+    out = filter_image(_to_hwc(hq), blur_kernel({"kind": "iso", "size": p.kernel_size, "sigma_x": sigma}))
+    size = (hq.shape[1] // scale, hq.shape[2] // scale)
+    x = F.interpolate(_to_chw(out)[None], size=size, mode="bicubic", antialias=True)[0].clamp(0, 1)
+    noise = _uniform(g, *p.noise_range)
+    x = (x + torch.randn(x.shape, generator=g) * (noise / 255.0)).clamp(0, 1)
+    quality = round(_uniform(g, *p.jpeg_range))
+    x = _to_chw(_jpeg(_to_hwc(x), quality))
+    return _quantize(x), {"kind": "mild", "blur_sigma": sigma, "noise_sigma": noise, "jpeg_quality": quality}

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from sr.config import DegradeParams
-from sr.data.degradations import degrade, usm_sharpen
+from sr.data.degradations import bicubic_lq, degrade, mild_degrade, usm_sharpen
 from sr.data.shards import ShardWriter, encode_json, encode_png
 from sr.seeds import sample_seed
 
@@ -40,6 +40,19 @@ def random_crop(image: torch.Tensor, size: int, generator: torch.Generator, flip
     return crop.contiguous(), {"top": top, "left": left, "hflip": hflip}
 
 
+def degrade_mixed(hq: torch.Tensor, p: DegradeParams, generator: torch.Generator, split: str) -> tuple[torch.Tensor, dict]:
+    """Train crops: the bicubic-only LQ with p.clean_prob, the mild degradation with p.mild_prob, else Real-ESRGAN's.
+    The choice is drawn from the crop's own generator, and only when a probability is set (so shards without a
+    mixture keep their bytes). Val crops: always Real-ESRGAN, the degradation the papers report."""
+    if split == "train" and (p.clean_prob > 0 or p.mild_prob > 0):
+        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+        if u < p.clean_prob:
+            return bicubic_lq(hq, p.scale), {"kind": "bicubic"}
+        if u < p.clean_prob + p.mild_prob:
+            return mild_degrade(hq, p.scale, p.mild, generator)
+    return degrade(hq, p, generator)
+
+
 def write_shards(raw_dir: Path, out_dir: Path, p: DegradeParams, seed: int) -> dict[str, int]:
     """Build `out_dir/{train,val}-NNNNNN.tar` in a temp folder, then swap it in whole."""
     manifest = read_manifest(raw_dir)
@@ -58,7 +71,7 @@ def write_shards(raw_dir: Path, out_dir: Path, p: DegradeParams, seed: int) -> d
                     sample_id = sample_seed(seed, split, entry["id"], crop_index)
                     generator = torch.Generator().manual_seed(sample_id)
                     hq, where = random_crop(image, p.hq_size, generator, flip=p.use_hflip and split == "train")
-                    lq, record = degrade(hq, p, generator)
+                    lq, record = degrade_mixed(hq, p, generator, split)
                     if p.usm_sharpen:
                         hq = usm_sharpen(hq)  # ResShift's `use_sharp`: the target is the sharpened crop too
                     key = f"{entry['id']}_{crop_index:04d}"

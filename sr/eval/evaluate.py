@@ -1,12 +1,15 @@
 """The evaluation: every method on every dataset, quality and cost measured in one process on one machine.
 
 Methods: bicubic; the teacher at its T steps (deterministic sampler); the same teacher respaced to fewer steps
-without any distillation (`ResShift.respaced`); every student found, at one step. Each image's start noise ε is
-drawn from (seed, "val-noise", key), the draw the teacher and distill stages use, so all ResShift-family methods
-start from the same x_T.
+without any distillation (`ResShift.respaced`, rows `teacher-K-linspace`); every student, at one step, as it ships
+and with each other colour correction of `evaluate.color_fix` (rows `student-x+wavelet`); the GAN baseline. Each
+image's start noise ε is drawn from (seed, "val-noise", key), the draw the teacher and distill stages use, so all
+ResShift-family methods start from the same x_T.
 
 Datasets: `val` (the val shards' Real-ESRGAN crops) and, from the held-out photos of data/raw, center crops with one
-fixed, seeded Real-ESRGAN degradation each (`heldout-realesrgan`) and with bicubic ×scale only (`heldout-bicubic`).
+fixed, seeded draw each of the Real-ESRGAN degradation (`heldout-realesrgan`) and of the mild one
+(`heldout-mild`), and with bicubic ×scale only (`heldout-bicubic`). Besides PSNR/SSIM(Y), LPIPS and NIQE, every
+output gets a chroma shift and a blockiness against its HQ (sr.eval.metrics).
 
 Output (`metrics/eval.json`): {method: {dataset: {metric: mean}, "cost": {nfe, params}}, "_info": {teacher,
 focus_dataset, datasets, notes}}. Every value is a function of the inputs, so dvc.lock hashes repeat run to run.
@@ -30,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sr.config import DegradeParams, EvaluateParams
-from sr.data.degradations import bicubic_lq
+from sr.config import ColorFix, DegradeParams, EvaluateParams
+from sr.data.degradations import bicubic_lq, mild_degrade
 from sr.data.degradations import degrade as real_esrgan
 from sr.data.images import load_rgb8
 from sr.data.shards import Sample, iter_samples
@@ -39,14 +42,16 @@ from sr.eval import scoring
 from sr.eval.grids import comparison_grid
 from sr.eval.metrics import Metrics
 from sr.eval.timing import count_params, interleaved_latencies
+from sr.models.colorfix import color_fix
 from sr.models.loader import load_model
-from sr.models.resshift import ResShiftModel
+from sr.models.osediff import OSEDiffStudent
+from sr.models.resshift import ResShiftModel, bicubic_up
 from sr.pretrained import available_metrics
 from sr.seeds import sample_seed
 from sr.storage import atomic_write_text
 
 # the lower the better; every other metric: the higher the better
-LOWER_IS_BETTER = {"lpips", "niqe", "dists"}
+LOWER_IS_BETTER = {"lpips", "niqe", "dists", "chroma", "blockiness"}
 
 
 @dataclass
@@ -56,15 +61,46 @@ class Method:
     name: str
     nfe: int
     params: int
-    run: scoring.Upscaler
+    run: scoring.Upscaler  # the model's own output, before any colour correction
+    color_fix: ColorFix = "none"  # the correction the model ships (an OSEDiff student's config.json)
 
 
 def student_method(name: str, folder: Path, seed: int) -> Method:
-    """A student folder of any model type, at its own inference steps."""
+    """A model folder of any type (a student, the baseline), at its own inference steps."""
     model = load_model(folder)
+    steps, size = model.config.inference_steps, count_params([model])
     if isinstance(model, ResShiftModel):
-        return Method(name, model.config.inference_steps, count_params([model]), scoring.resshift(model, seed))
-    return Method(name, model.config.inference_steps, count_params([model]), lambda lq, keys: model(lq).clamp(-1, 1))
+        return Method(name, steps, size, scoring.resshift(model, seed))
+    shipped: ColorFix = "none"
+    if isinstance(model, OSEDiffStudent):  # scored raw here, its correction applied by `with_color_fixes`
+        shipped, model.config = model.config.color_fix, model.config.model_copy(update={"color_fix": "none"})
+    return Method(name, steps, size, lambda lq, keys: model(lq).clamp(-1, 1), shipped)
+
+
+def with_color_fixes(methods: list[Method], kinds: list[ColorFix], scale: int, reuse: bool = True) -> list[Method]:
+    """Each student as it ships, followed by one row per other correction in `kinds` (`student-x+wavelet`); other
+    methods unchanged. With `reuse`, a student's variants reuse the output its own row computed for the same batch
+    (scoring runs the methods in order on each batch), so they cost only the correction; timing must not reuse."""
+    out = []
+    for m in methods:
+        if not m.name.startswith("student-"):
+            out.append(m)
+            continue
+        last: dict = {}
+
+        def raw(lq: torch.Tensor, keys: list[str], m: Method = m, last: dict = last) -> torch.Tensor:
+            if not reuse:
+                return m.run(lq, keys)
+            if last.get("lq") is not lq:
+                last.update(lq=lq, out=m.run(lq, keys))
+            return last["out"]
+
+        def fixed(kind: ColorFix, raw=raw) -> scoring.Upscaler:
+            return lambda lq, keys: color_fix(raw(lq, keys), bicubic_up(lq, scale).clamp(-1, 1), kind)
+
+        out.append(Method(m.name, m.nfe, m.params, fixed(m.color_fix)))
+        out += [Method(f"{m.name}+{kind}", m.nfe, m.params, fixed(kind)) for kind in kinds if kind != m.color_fix]
+    return out
 
 
 def build_methods(teacher_dir: Path, student_dirs: dict[str, Path], fewer_steps: list[int], seed: int) -> list[Method]:
@@ -94,11 +130,13 @@ def val_dataset(shards: list[Path], limit: int | None) -> list[Sample]:
     return samples
 
 
-def heldout_datasets(raw_dir: Path, crop: int, degrade: DegradeParams, seed: int) -> dict[str, list[Sample]]:
-    """Center crops of the `val`-split photos, each degraded once with a generator seeded by its id, and bicubic."""
+def heldout_datasets(raw_dir: Path, p: EvaluateParams, degrade: DegradeParams, seed: int) -> dict[str, list[Sample]]:
+    """Center crops of the `val`-split photos, degraded once each (Real-ESRGAN, then mild, each with a generator
+    seeded by the photo's id), and bicubic-only."""
     manifest = raw_dir / "manifest.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    real, bicubic = [], []
+    real, mild, bicubic = [], [], []
+    crop = p.heldout_crop
     unit = 8 * degrade.scale  # keeps every latent size a multiple of the denoiser's downsampling
     for row in rows:
         if row["split"] != "val":
@@ -112,13 +150,16 @@ def heldout_datasets(raw_dir: Path, crop: int, degrade: DegradeParams, seed: int
         hq01 = torch.from_numpy(array).permute(2, 0, 1).contiguous()
         generator = torch.Generator().manual_seed(sample_seed(seed, "heldout", row["id"]))
         lq_real = real_esrgan(hq01, degrade.model_copy(update={"usm_sharpen": False}), generator)[0]
+        generator = torch.Generator().manual_seed(sample_seed(seed, "heldout-mild", row["id"]))
+        lq_mild = mild_degrade(hq01, degrade.scale, p.heldout_mild, generator)[0]
         lq_bic = bicubic_lq(hq01, degrade.scale)
         key = str(row["id"])
         real.append({"key": key, "hq": hq01 * 2 - 1, "lq": lq_real * 2 - 1})
+        mild.append({"key": key, "hq": hq01 * 2 - 1, "lq": lq_mild * 2 - 1})
         bicubic.append({"key": key, "hq": hq01 * 2 - 1, "lq": lq_bic * 2 - 1})
     if not real:
         raise ValueError(f"{manifest}: no val-split images of at least {unit}x{unit} pixels to hold out")
-    return {"heldout-realesrgan": real, "heldout-bicubic": bicubic}
+    return {"heldout-realesrgan": real, "heldout-mild": mild, "heldout-bicubic": bicubic}
 
 
 # ---------------------------------------------------------------------------------------------------- scoring
@@ -142,7 +183,7 @@ def score(methods: list[Method], datasets: dict[str, list[Sample]], metrics: Met
         if "niqe" in available and not with_niqe:
             notes.append(f"niqe skipped on {dataset}: {hq_size} px crops < niqe_min_size {p.niqe_min_size}")
         which = scoring.MetricSet(crop_border=scale, lpips=p.lpips_net if lpips_name in available else None,
-                                  ssim=True, niqe=with_niqe, extras=True)
+                                  ssim=True, niqe=with_niqe, extras=True, chroma=True, block_period=p.block_period)
         grids[dataset] = {m.name: [] for m in methods}
 
         def keep(method: str, index: int, out: torch.Tensor, dataset: str = dataset) -> None:
@@ -196,7 +237,7 @@ def latency_input(
         return val_dataset(val_shards, 1)[0]
     if raw_dir is None:
         raise ValueError(f"latency: the focus dataset {focus} is built from the held-out photos; no raw folder given")
-    return heldout_datasets(raw_dir, p.heldout_crop, degrade, seed)[focus][0]
+    return heldout_datasets(raw_dir, p, degrade, seed)[focus][0]
 
 
 def measure_latency(
@@ -207,12 +248,14 @@ def measure_latency(
     report: dict,
     p: EvaluateParams,
     seed: int,
+    scale: int,
     latency_path: Path,
     plots_dir: Path,
 ) -> dict:
     """Time every method of `report` (eval.json) on `sample` and on the paper-sized `paper` (`_paper` keys, fewer
     repeats: it is slow for the multi-step teacher); write latency.json and the quality-vs-latency CSV."""
     methods = build_methods(teacher_dir, student_dirs, p.teacher_steps, seed)
+    methods = with_color_fixes(methods, [], scale, reuse=False)  # as each ships
     teacher, focus = report["_info"]["teacher"], report["_info"]["focus_dataset"]
     latency: dict[str, Any] = measure_cost(methods, sample, teacher, p.latency_warmup, p.latency_repeats)
     large = measure_cost(methods, paper, teacher, 0, p.latency_paper_repeats, suffix="_paper")
@@ -226,7 +269,7 @@ def measure_latency(
     }
     atomic_write_text(latency_path, json.dumps(latency, indent=2, sort_keys=True) + "\n")
     table = []
-    for m in [m for m in report if not m.startswith("_")]:
+    for m in [m.name for m in methods]:
         q = report[m].get(focus, {})
         table.append([m, round(latency[m]["latency_s"] * 1000, 3), report[m]["cost"]["nfe"],
                       q.get("psnr_y", ""), q.get("ssim_y", ""), q.get("lpips", "")])
@@ -260,7 +303,7 @@ def write_outputs(report: dict, rows: list[dict], grids: dict, datasets: dict[st
                [[i, k, *[v[m] for m in methods]] for (k, i), v in per_image.items()])
     teacher = report["_info"]["teacher"]
     for dataset, outs in grids.items():
-        shown = ["bicubic", teacher, *[m for m in methods if m.startswith("student-")]]
+        shown = ["bicubic", teacher, *[m for m in methods if m.startswith(("student-", "baseline-")) and "+" not in m]]
         n = len(outs["bicubic"])
         lq = torch.stack([s["lq"] for s in datasets[dataset][:n]])
         columns = {"LQ": F.interpolate(lq, scale_factor=scale, mode="nearest")}
@@ -278,9 +321,10 @@ def evaluate(teacher_dir: Path, student_dirs: dict[str, Path], val_shards: list[
         metrics = Metrics(torch_home, extras=p.extra_metrics, extra_weights=p.extra_weights)
     methods = build_methods(teacher_dir, student_dirs, p.teacher_steps, seed)
     teacher = methods[1].name
+    methods = with_color_fixes(methods, p.color_fix, degrade.scale)
     datasets = {"val": val_dataset(val_shards, p.max_val_samples)} if val_shards else {}
     if raw_dir is not None:
-        datasets.update(heldout_datasets(raw_dir, p.heldout_crop, degrade, seed))
+        datasets.update(heldout_datasets(raw_dir, p, degrade, seed))
     if not datasets:
         raise ValueError("evaluate: no dataset (neither val shards nor a raw folder given)")
     focus = "heldout-realesrgan" if "heldout-realesrgan" in datasets else next(iter(datasets))

@@ -70,6 +70,41 @@ def crop(x: torch.Tensor, border: int) -> torch.Tensor:
     return x[..., border : x.shape[-2] - border, border : x.shape[-1] - border]
 
 
+def _ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 YCbCr in 8-bit units (BasicSR's rgb2ycbcr: Y 16..235, Cb/Cr 16..240) of RGB (B,3,H,W) in [0,1]."""
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    return torch.stack([16.0 + 65.481 * r + 128.553 * g + 24.966 * b,
+                        128.0 - 37.797 * r - 74.203 * g + 112.0 * b,
+                        128.0 + 112.0 * r - 93.786 * g - 18.214 * b], dim=1)
+
+
+@torch.no_grad()
+def chroma_shift(sr: torch.Tensor, hq: torch.Tensor, crop_border: int = 0) -> torch.Tensor:
+    """Mean |ΔCb| and |ΔCr| (BT.601, 8-bit units) of sr against hq, per image: colour casts and colour noise."""
+    a, b = _ycbcr(as_unit_float(sr, "sr")), _ycbcr(as_unit_float(hq, "hq"))
+    if crop_border:
+        a, b = crop(a, crop_border), crop(b, crop_border)
+    return (a[:, 1:] - b[:, 1:]).abs().flatten(1).mean(dim=1)
+
+
+@torch.no_grad()
+def grid_energy(x: torch.Tensor, period: int) -> torch.Tensor:
+    """Mean |first difference of Y| across the borders of a period × period grid, over the mean elsewhere
+    (horizontal and vertical differences pooled), per image: ~1 for a photo, > 1 where a grid shows."""
+    y = _ycbcr(as_unit_float(x, "x"))[:, 0]
+    dh, dv = (y[:, :, 1:] - y[:, :, :-1]).abs(), (y[:, 1:, :] - y[:, :-1, :]).abs()
+    on_h = torch.arange(dh.shape[-1], device=y.device) % period == period - 1  # between columns kp-1 and kp
+    on_v = torch.arange(dv.shape[-2], device=y.device) % period == period - 1
+    at = torch.cat([dh[:, :, on_h].flatten(1), dv[:, on_v, :].flatten(1)], dim=1).mean(dim=1)
+    rest = torch.cat([dh[:, :, ~on_h].flatten(1), dv[:, ~on_v, :].flatten(1)], dim=1).mean(dim=1)
+    return at / rest.clamp_min(1e-9)
+
+
+def blockiness(sr: torch.Tensor, hq: torch.Tensor, period: int) -> torch.Tensor:
+    """grid_energy(sr) / grid_energy(hq), per image: 1 = no more grid than the reference has."""
+    return grid_energy(sr, period) / grid_energy(hq, period)
+
+
 class Metrics:
     """Build once per process; every method takes batches and returns one value per image, as a CPU float64 tensor."""
 
@@ -205,4 +240,4 @@ class Metrics:
         return True
 
 
-__all__ = ["EXTRA_METRICS", "Metrics"]
+__all__ = ["EXTRA_METRICS", "Metrics", "blockiness", "chroma_shift", "grid_energy"]

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from sr.data.shards import Sample
-from sr.eval.metrics import LpipsNet, Metrics
+from sr.eval.metrics import LpipsNet, Metrics, blockiness, chroma_shift
 from sr.models.resshift import ResShiftModel, bicubic_up
 from sr.seeds import val_noise
 
@@ -32,6 +32,8 @@ class MetricSet:
     ssim: bool = False
     niqe: bool = False
     extras: bool = False
+    chroma: bool = False  # chroma shift against HQ (sr.eval.metrics.chroma_shift)
+    block_period: int | None = None  # blockiness at this period (sr.eval.metrics.blockiness)
 
 
 def bicubic(scale: int) -> Upscaler:
@@ -66,6 +68,10 @@ def score(methods: dict[str, Upscaler], samples: list[Sample], metrics: Metrics,
                 found["lpips"] = metrics.lpips(out01, hq01, net=which.lpips)
             if which.niqe:
                 found["niqe"] = metrics.niqe(out01)
+            if which.chroma:
+                found["chroma"] = chroma_shift(out01, hq01, crop_border=which.crop_border)
+            if which.block_period is not None:
+                found["blockiness"] = blockiness(out01, hq01, which.block_period)
             if which.extras:
                 found.update(metrics.extra(out01, hq01))
             values[name] += [{k: float(v[i]) for k, v in found.items()} for i in range(len(chunk))]
@@ -102,6 +108,16 @@ def student_report(student: ResShiftModel, teacher: ResShiftModel, samples: list
     report["psnr_y_gap_to_teacher_db"] = round(report["psnr_y_teacher"] - report["psnr_y_student"], 4)
     report["psnr_y_gain_over_bicubic_db"] = round(report["psnr_y_student"] - report["psnr_y_bicubic"], 4)
     return {**report, "val_samples": len(samples), "steps_teacher": teacher.diffusion.steps, "steps_student": 1}
+
+
+def one_step_report(model: torch.nn.Module, scale: int, samples: list[Sample], metrics: Metrics, lpips: bool,
+                    batch_size: int = 16) -> dict:
+    """A one-step model (`model(lq) -> hq`) and bicubic on the val shards: PSNR(Y), and LPIPS (alex) when `lpips`."""
+    methods = {"model": lambda lq, keys: model(lq), "bicubic": bicubic(scale)}
+    values = score(methods, samples, metrics, MetricSet(crop_border=scale, lpips="alex" if lpips else None), batch_size,
+                   desc="val")
+    report = {f"{metric}_{name}": value for name, v in values.items() for metric, value in means(v, 4).items()}
+    return {**report, "val_samples": len(samples)}
 
 
 def osediff_validator(samples: list[Sample], scale: int, metrics: Metrics, batch_size: int = 16

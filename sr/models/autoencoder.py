@@ -5,8 +5,9 @@ frozen first stages: they hold no trainable state the diffusion recipes touch, b
 `decode` (image-space losses on a predicted latent need that).
 
 Inside a model folder an autoencoder is saved by kind, and `load_autoencoder` reads back exactly what
-`save_autoencoder` wrote: pixel_unshuffle has no weights; vq_f4 is `autoencoder.safetensors` (VQF4 at the official
-config); kl is a diffusers folder `autoencoder/`.
+`save_autoencoder` wrote: pixel_unshuffle has no weights; pixel_unshuffle_refine (a student's own decoder) is
+`decoder.safetensors`; vq_f4 is `autoencoder.safetensors` (VQF4 at the official config); kl is a diffusers folder
+`autoencoder/`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sr.config import AutoencoderKind, AutoencoderParams, VQParams
+from sr.config import AutoencoderParams, ModelAutoencoderKind, VQParams
 from sr.models.official import import_vq_f4
 from sr.models.vq_f4 import VQF4
 from sr.storage import materialize
 
 VQ_FILE = "autoencoder.safetensors"
+DECODER_FILE = "decoder.safetensors"
 KL_DIR = "autoencoder"
 
 
@@ -63,6 +65,34 @@ class PixelUnshuffle(nn.Module):
         if z.dim() != 4 or z.shape[1] != self.channels:
             raise ValueError(f"PixelUnshuffle.decode: expected (B, {self.channels}, h, w), got {tuple(z.shape)}")
         return F.pixel_shuffle(z, self.factor)
+
+
+class PixelUnshuffleRefine(PixelUnshuffle):
+    """Pixel unshuffle with a learned decoder: decode(z) = x + refine(x), x = pixel_shuffle(z) (docs/methods.md §2.4).
+
+    A latent-space prediction's errors decode, through pixel shuffle alone, into factor×factor blocks: no output
+    pixel sees the next cell. `refine` is a small full-resolution conv net whose 7-px receptive field spans the cell
+    borders; its last layer starts at zero, so a fresh one decodes exactly like PixelUnshuffle. The encoder stays the
+    lossless space-to-depth, so a student with its own decoder still reads the teacher's latents."""
+
+    def __init__(self, factor: int = 4, width: int = 16) -> None:
+        super().__init__(factor)
+        self.refine = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, 3, 3, padding=1),
+        )
+        with torch.no_grad():
+            self.refine[-1].weight.zero_()
+            self.refine[-1].bias.zero_()
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        x = super().decode(z)
+        return x + self.refine(x)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """decode, so that a DDP wrapper (which calls forward) can train it."""
+        return self.decode(z)
 
 
 class KLAutoencoder(nn.Module):
@@ -132,15 +162,20 @@ def save_autoencoder(ae: nn.Module, folder: Path) -> None:
     """Write `ae`'s weights into a model folder being built (nothing for pixel_unshuffle)."""
     if isinstance(ae, KLAutoencoder):
         ae.save(folder / KL_DIR)
+    elif isinstance(ae, PixelUnshuffleRefine):
+        save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(folder / DECODER_FILE))
     elif isinstance(ae, VQF4):
         save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(folder / VQ_FILE))
 
 
-def load_autoencoder(kind: AutoencoderKind, folder: Path, scale: int, vq: VQParams | None = None) -> nn.Module:
+def load_autoencoder(kind: ModelAutoencoderKind, folder: Path, scale: int, vq: VQParams | None = None) -> nn.Module:
     """The autoencoder `save_autoencoder` wrote into `folder` (`vq`: the VQ-f4 architecture, for kind vq_f4)."""
     match kind:
         case "pixel_unshuffle":
             ae: nn.Module = PixelUnshuffle(factor=scale)
+        case "pixel_unshuffle_refine":
+            ae = PixelUnshuffleRefine(factor=scale)
+            ae.load_state_dict(load_file(str(folder / DECODER_FILE)))
         case "vq_f4":
             ae = VQF4(**vq_config(vq or VQParams()))
             ae.load_state_dict(load_file(str(folder / VQ_FILE)))

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 
-ColorFix = Literal["none", "adain", "wavelet"]
-COLOR_FIXES: tuple[ColorFix, ...] = ("none", "adain", "wavelet")
+from sr.config import ColorFix
+
+COLOR_FIXES: tuple[ColorFix, ...] = get_args(ColorFix)
 WAVELET_LEVELS = 5
 
 

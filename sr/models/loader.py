@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sr.models.resshift import ResShiftModel, read_config
+from sr.models.srvgg import SRVGGModel  # basicsr (and torchvision) are imported only when one is built
 
 if TYPE_CHECKING:
     from sr.models.osediff import OSEDiffStudent
 
-MODEL_TYPES = ("resshift", "osediff")
+MODEL_TYPES = ("resshift", "osediff", "srvgg")
 
 
 def model_type(folder: Path) -> str:
@@ -20,7 +21,7 @@ def model_type(folder: Path) -> str:
     return kind
 
 
-def load_model(folder: str | Path, cache_dir: Path | None = None) -> ResShiftModel | OSEDiffStudent:
+def load_model(folder: str | Path, cache_dir: Path | None = None) -> ResShiftModel | OSEDiffStudent | SRVGGModel:
     """The model a folder holds, in eval mode, frozen. `cache_dir`: where an OSEDiff base model named by URI lands."""
     folder = Path(folder)
     match model_type(folder):
@@ -30,3 +31,5 @@ def load_model(folder: str | Path, cache_dir: Path | None = None) -> ResShiftMod
             from sr.models.osediff import OSEDiffStudent  # diffusers, transformers, peft: only for OSEDiff folders
 
             return OSEDiffStudent.from_pretrained(folder, cache_dir)
+        case "srvgg":
+            return SRVGGModel.from_pretrained(folder)

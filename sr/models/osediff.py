@@ -35,8 +35,9 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from sr.config import LoraParams, PromptParams
-from sr.config.base import Section
+from sr.config.base import ColorFix, Section
 from sr.diffusion.sd import ONE_STEP_T, one_step_x0
+from sr.models.colorfix import color_fix
 from sr.models.sd import SDComponents, load_sd, save_sd
 from sr.models.tagger import Prompter, TaggerSpec, load_tagger
 from sr.seeds import Draws
@@ -275,6 +276,7 @@ class OSEDiffConfig(Section):
     tagger: TaggerSpec | None = None  # inference tags each upsampled LQ with the tagger it was trained with
     merged: bool = False
     inference_steps: int = 1
+    color_fix: ColorFix = "none"  # applied to every output, towards the bicubic-upsampled LQ (docs/methods.md §4.6)
 
 
 class OSEDiffStudent(nn.Module):
@@ -297,7 +299,8 @@ class OSEDiffStudent(nn.Module):
         if pad_h or pad_w:
             lq_up = F.pad(lq_up, (0, pad_w, 0, pad_h), mode="reflect")
         rng = torch.Generator(device=lq.device).manual_seed(self.seed)
-        return self.gen(lq_up, self.prompter(lq_up), rng)[0][..., :h, :w]
+        out = self.gen(lq_up, self.prompter(lq_up), rng)[0][..., :h, :w]
+        return color_fix(out, lq_up[..., :h, :w].clamp(-1, 1), self.config.color_fix)
 
     def save_pretrained(self, folder: str | Path, base_folder: Path | None = None) -> None:
         """LoRA + conv_in weights, the adapted module names, config.json, and `base_folder` (the embedded default's

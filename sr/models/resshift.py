@@ -21,10 +21,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sr.config import (
-    AutoencoderKind,
     DenoiserArch,
     DiffusionParams,
     DistillRecipe,
+    ModelAutoencoderKind,
     SwinUNetParams,
     TeacherParams,
     UNetParams,
@@ -49,7 +49,7 @@ class ResShiftConfig(Section):
     arch: DenoiserArch
     unet: UNetParams | None = None  # the params of `arch`, the other is None
     swin: SwinUNetParams | None = None
-    autoencoder: AutoencoderKind
+    autoencoder: ModelAutoencoderKind
     vq: VQParams | None = None  # the VQ-f4 architecture, for autoencoder vq_f4
     diffusion: DiffusionParams
     scale: int

@@ -48,7 +48,9 @@ class AttnBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         y = self.norm(x)
-        q, k, v = (conv(y).view(b, 1, c, h * w).transpose(2, 3) for conv in (self.q, self.k, self.v))
+        # contiguous: on CPU, SDPA's fused kernel needs unit stride on the channel axis, else it falls back to the
+        # math path, which materialises the whole (hw)² matrix (4x slower on a 128² latent)
+        q, k, v = (conv(y).view(b, 1, c, h * w).transpose(2, 3).contiguous() for conv in (self.q, self.k, self.v))
         out = F.scaled_dot_product_attention(q, k, v)  # b, 1, hw, c
         return x + self.proj_out(out.transpose(2, 3).reshape(b, c, h, w))
 
@@ -153,16 +155,16 @@ class Codebook(nn.Module):
         nn.init.uniform_(self.embedding.weight, -1.0 / n_embed, 1.0 / n_embed)
 
     def forward(self, z: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
-        """Nearest entry per latent vector, straight-through. Chunked: a 512² latent x 8192 codes is 8 GiB at once."""
+        """Nearest entry per latent vector, straight-through. Chunked: a 512² latent x 8192 codes is 8 GiB at once.
+        An exported graph (sr-export) takes all vectors in one piece: a traced Python loop would keep the trace
+        size's number of chunks, and the graph would fail at every other size."""
         b, c, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, c)
         codes = self.embedding.weight
+        parts = [flat] if torch.compiler.is_exporting() else flat.split(chunk)
         # |z|² + |e|² - 2 z·e, the same expression as the reference, so near-ties resolve to the same code
         index = torch.cat(
-            [
-                ((part**2).sum(1, keepdim=True) + (codes**2).sum(1) - 2 * part @ codes.t()).argmin(1)
-                for part in flat.split(chunk)
-            ]
+            [((part**2).sum(1, keepdim=True) + (codes**2).sum(1) - 2 * part @ codes.t()).argmin(1) for part in parts]
         )
         zq = codes[index].view(b, h, w, c).permute(0, 3, 1, 2).to(z.dtype)
         return z + (zq - z).detach()

@@ -3,9 +3,10 @@
 Targets x̂0 (the teacher's deterministic T-step output from the sample's ε) come from the trajectory cache, or are
 computed in the loop (`targets="online"`); both draw ε from the sample's seed (sr.seeds), so they agree.
 
-Each optimizer step is a generator pass (the recipe's trained nets against frozen discriminators), then a
-discriminator pass on the fakes that pass produced (detached). Doing G before D lets gradient accumulation keep only
-detached latents between the passes; TAD-SR's code runs D first, which with accumulation would need every
+Each optimizer step is a generator pass (the recipe's trained nets against frozen discriminators, plus the
+image-space terms of `distill.image` on the decoded one-step output, docs/methods.md §2.4), then a discriminator pass
+on the fakes that pass produced (detached). Doing G before D lets gradient accumulation keep only detached latents
+between the passes; TAD-SR's code runs D first, which with accumulation would need every
 micro-batch's graph or a second student forward (docs/methods.md §3.5).
 """
 
@@ -22,8 +23,10 @@ from PIL import Image
 from torch import nn
 from torchvision.utils import make_grid
 
-from sr.config import DistillParams, DistillRecipe
+from sr.config import DistillParams, DistillRecipe, ImageLossParams
 from sr.data.shards import Sample
+from sr.losses.perceptual import LPIPSLoss
+from sr.models.autoencoder import PixelUnshuffleRefine
 from sr.models.resshift import ResShiftModel, bicubic_up
 from sr.seeds import noise, sample_seed, trajectory_noise_seed, val_noise
 from sr.storage import atomic_write_bytes
@@ -39,20 +42,71 @@ StepCallback = Callable[[int, dict[str, float]], None]
 
 
 def make_recipe(name: DistillRecipe, p: DistillParams, teacher: ResShiftModel) -> Recipe:
-    """The recipe `name` with its own params section; module init draws from the global RNG."""
+    """The recipe `name` with its own params section, and the student's own decoder when `image.refine_decoder`;
+    module init draws from the global RNG (the decoder's last, so the recipes' own draws do not depend on it)."""
+    if p.image.refine_decoder and teacher.config.autoencoder != "pixel_unshuffle":
+        raise ValueError(f"distill.image.refine_decoder needs a pixel_unshuffle teacher, this one's autoencoder "
+                         f"is {teacher.config.autoencoder}")
     match name:
         case "sinsr":
-            return SinSR(p.sinsr, teacher)
+            recipe: Recipe = SinSR(p.sinsr, teacher)
         case "tadsr":
-            return TADSR(p.tadsr, teacher)
+            recipe = TADSR(p.tadsr, teacher)
         case "colearn":
-            return CoLearning(p.colearn, teacher)
+            recipe = CoLearning(p.colearn, teacher)
+    if p.image.refine_decoder:
+        recipe.attach_decoder(PixelUnshuffleRefine(teacher.autoencoder.factor), p.image.decoder_lr)
+    return recipe
 
 
 def recipe_keys(p: DistillParams, name: DistillRecipe) -> tuple[str, ...]:
     """What a recipe's training reads: the shared keys and its own section (its DVC params, and its checkpoints'
     fingerprint), so editing another recipe neither re-runs nor invalidates it."""
-    return p.targets, p.train.model_dump_json(), getattr(p, name).model_dump_json()
+    return p.targets, p.train.model_dump_json(), p.image.model_dump_json(), getattr(p, name).model_dump_json()
+
+
+IMAGE_TERMS = (("img_l1", "lambda_l1"), ("img_grad", "lambda_grad"), ("img_grid", "lambda_grid"),
+               ("img_lpips", "lambda_lpips"))
+
+
+def image_names(p: ImageLossParams) -> list[str]:
+    return [name for name, weight in IMAGE_TERMS if getattr(p, weight)]
+
+
+def border_ratio(x: torch.Tensor, period: int) -> torch.Tensor:
+    """Mean |first difference| across the borders of `period`-px cells over the mean elsewhere, per image: ~1 for a
+    photo, more where a latent grid shows (the differentiable twin of sr.eval.metrics.grid_energy, on RGB)."""
+    dh, dv = x.diff(dim=-1).abs(), x.diff(dim=-2).abs()
+    on_h = torch.arange(dh.shape[-1], device=x.device) % period == period - 1
+    on_v = torch.arange(dv.shape[-2], device=x.device) % period == period - 1
+    at = dh[..., on_h].mean(dim=(1, 2, 3)) + dv[..., on_v, :].mean(dim=(1, 2, 3))
+    rest = dh[..., ~on_h].mean(dim=(1, 2, 3)) + dv[..., ~on_v, :].mean(dim=(1, 2, 3))
+    return at / (rest + 1e-6)
+
+
+def image_terms(p: ImageLossParams, image: torch.Tensor, hq: torch.Tensor, lpips_fn: nn.Module | None,
+                period: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """(unweighted, weighted sum) of the image-space terms whose weight is not 0: L1, L1 of the first differences
+    (edges and the cell-border steps a latent grid leaves), the excess of the output's cell-border ratio over the HQ's
+    (the grid alone: texture inside the cells is not pulled towards the mean), LPIPS."""
+    losses, total = {}, image.new_zeros(())
+    if p.lambda_l1:
+        losses["img_l1"] = (image - hq).abs().mean()
+        total = total + p.lambda_l1 * losses["img_l1"]
+    if p.lambda_grad:
+        dx = (image.diff(dim=-1) - hq.diff(dim=-1)).abs().mean()
+        dy = (image.diff(dim=-2) - hq.diff(dim=-2)).abs().mean()
+        losses["img_grad"] = dx + dy
+        total = total + p.lambda_grad * losses["img_grad"]
+    if p.lambda_grid:
+        excess = border_ratio(image, period) - border_ratio(hq, period)
+        losses["img_grid"] = excess.clamp_min(0).mean()
+        total = total + p.lambda_grid * losses["img_grid"]
+    if p.lambda_lpips:
+        assert lpips_fn is not None
+        losses["img_lpips"] = lpips_fn(image, hq)
+        total = total + p.lambda_lpips * losses["img_lpips"]
+    return losses, total
 
 
 def with_noise(sample: Sample, seed: int, latent_channels: int, factor: int) -> Sample:
@@ -77,11 +131,12 @@ def complete_batch(batch: Sample, teacher: ResShiftModel, online: bool, device: 
 def train_distill(
     name: DistillRecipe, p: DistillParams, teacher: ResShiftModel, seed: int, data_shards: list[Path],
     out_dir: Path, work_dir: Path, curves_path: Path, grid_samples: list[Sample] | None = None,
-    samples_dir: Path | None = None, on_step: StepCallback | None = None,
+    samples_dir: Path | None = None, on_step: StepCallback | None = None, torch_home: Path | None = None,
 ) -> ResShiftModel:
     """Train one recipe and save its EMA student to `out_dir`. `data_shards`: trajectory shards (cached targets) or
     training shards (online). A grid of `grid_samples` goes to `samples_dir` every `sample_every` steps.
-    `on_step(step, stats)` runs after each step (stats: losses, data_s, step_s)."""
+    `on_step(step, stats)` runs after each step (stats: losses, data_s, step_s). `torch_home` holds the LPIPS
+    weights, needed when `image.lambda_lpips` > 0."""
     t = p.train
     seed_everything(sample_seed(seed, "distill", name))  # module init draws from the global RNG
     run = Run(f"distill {name}", t, work_dir / fingerprint(name, *recipe_keys(p, name), seed, *data_shards),
@@ -89,15 +144,23 @@ def train_distill(
     teacher.to(run.device).eval().requires_grad_(False)
     recipe = make_recipe(name, p, teacher).to(run.device)
     ema = ema_copy(recipe.student)
-    opt_g = torch.optim.AdamW(recipe.generator_groups(t.lr), lr=t.lr, weight_decay=t.weight_decay)
+    ema_decoder = ema_copy(recipe.decoder) if recipe.decoder is not None else None
+    image_on = bool(image_names(p.image))
+    if p.image.lambda_lpips and torch_home is None:
+        raise ValueError("distill.image.lambda_lpips > 0 needs the LPIPS weights (torch_home)")
+    lpips_fn = LPIPSLoss(torch_home, p.image.lpips_net).to(run.device) if p.image.lambda_lpips else None
+    opt_g = torch.optim.AdamW(recipe.param_groups(t.lr), lr=t.lr, weight_decay=t.weight_decay)
     scheduler = warmup_schedule(opt_g, t.warmup_steps)
     opt_d = torch.optim.AdamW(recipe.discs.parameters(), lr=recipe.disc_lr, weight_decay=t.weight_decay) \
         if recipe.discs else None
     draws = run.draws(sample_seed(seed, "distill", name, 0))
-    run.restore({"nets": recipe, "ema": ema, "opt_g": opt_g, "scheduler": scheduler, "opt_d": opt_d}, draws.generator)
+    run.restore({"nets": recipe, "ema": ema, "ema_decoder": ema_decoder, "opt_g": opt_g, "scheduler": scheduler,
+                 "opt_d": opt_d}, draws.generator)
     recipe.prepare(run.prepare)
     opt_g, opt_d = run.prepare(opt_g, opt_d)
     ema.to(run.device)
+    if ema_decoder is not None:
+        ema_decoder.to(run.device)
 
     transform = functools.partial(with_noise, seed=seed, latent_channels=teacher.config.latent_channels,
                                   factor=teacher.autoencoder.factor)
@@ -107,7 +170,7 @@ def train_distill(
         micros = [next(batches) for _ in range(t.grad_accum)]
         data_s = time.perf_counter() - began
         micros = [complete_batch(b, teacher, p.targets == "online", run.device) for b in micros]
-        stats = dict.fromkeys(["loss", *recipe.loss_names], 0.0)
+        stats = dict.fromkeys(["loss", *recipe.loss_names, *image_names(p.image)], 0.0)
 
         for module in recipe.generator_calls():
             module.train()
@@ -116,10 +179,15 @@ def train_distill(
         for i, batch in enumerate(micros):
             with run.micro(i, recipe.generator_calls()):
                 out = recipe.generator_pass(teacher, batch, draws)
-                run.backward(out.total / t.grad_accum)
+                losses, total = out.losses, out.total
+                if image_on:
+                    extra, extra_total = image_terms(p.image, recipe.decode(teacher, out.x0), batch.hq, lpips_fn,
+                                                      teacher.autoencoder.factor)
+                    losses, total = {**losses, **extra}, total + extra_total
+                run.backward(total / t.grad_accum)
             fakes.append(out.fakes)
-            stats["loss"] += out.total.item() / t.grad_accum
-            for k, v in out.losses.items():
+            stats["loss"] += total.item() / t.grad_accum
+            for k, v in losses.items():
                 stats[k] += v.item() / t.grad_accum
         run.update(opt_g, scheduler, [q for m in recipe.generator_calls() for q in m.parameters()])
 
@@ -132,28 +200,36 @@ def train_distill(
                 stats["loss_d"] += loss_d.item() / t.grad_accum
             run.update(opt_d)
         ema_update(ema, recipe.student, t.ema_rate)
+        if ema_decoder is not None:
+            ema_update(ema_decoder, recipe.decoder, t.ema_rate)
 
         done = run.end_step(step, stats, lr=scheduler.get_last_lr()[0])
         if run.is_main and grid_samples and samples_dir and (done % p.sample_every == 0 or done == t.steps):
-            save_grid(ema, teacher, grid_samples, seed, samples_dir / f"step-{done:08d}.png")
+            save_grid(ema, teacher.autoencoder if ema_decoder is None else ema_decoder, teacher, grid_samples, seed,
+                      samples_dir / f"step-{done:08d}.png")
         if on_step is not None:
             on_step(done, {**stats, "data_s": data_s, "step_s": time.perf_counter() - began})
 
     config = teacher.config.model_copy(update={"inference_steps": 1, "recipe": name})
-    student = ResShiftModel(ema.cpu().eval(), teacher.autoencoder.cpu(), config)
+    autoencoder = teacher.autoencoder.cpu()
+    if ema_decoder is not None:
+        config = config.model_copy(update={"autoencoder": "pixel_unshuffle_refine"})
+        autoencoder = ema_decoder.cpu().eval()
+    student = ResShiftModel(ema.cpu().eval(), autoencoder, config)
     if run.is_main:
         student.save_pretrained(out_dir)
     return student
 
 
 @torch.no_grad()
-def save_grid(student: nn.Module, teacher: ResShiftModel, samples: list[Sample], seed: int, path: Path) -> None:
-    """Rows of bicubic | one-step student | HQ for a few fixed val samples."""
+def save_grid(student: nn.Module, autoencoder: nn.Module, teacher: ResShiftModel, samples: list[Sample], seed: int,
+              path: Path) -> None:
+    """Rows of bicubic | one-step student (decoded by `autoencoder`) | HQ for a few fixed val samples."""
     device = next(student.parameters()).device
     lq = torch.stack([s["lq"] for s in samples]).to(device)
     shape = (teacher.config.latent_channels, *[d // teacher.autoencoder.factor for d in samples[0]["hq"].shape[-2:]])
     eps = val_noise([s["key"] for s in samples], seed, shape).to(device)
-    model = ResShiftModel(student.eval(), teacher.autoencoder, teacher.config.model_copy(update={"inference_steps": 1}))
+    model = ResShiftModel(student.eval(), autoencoder, teacher.config.model_copy(update={"inference_steps": 1}))
     bicubic = bicubic_up(lq, teacher.scale).clamp(-1, 1)
     hq = torch.stack([s["hq"] for s in samples]).to(device)
     rows = torch.stack([bicubic, model.upscale(lq, eps), hq], dim=1).flatten(0, 1)

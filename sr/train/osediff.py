@@ -144,7 +144,8 @@ def train_osediff(
     lpips_fn = LPIPSLoss(torch_home, "vgg").to(run.device) if p.lambda_lpips > 0 else None
     base = BASE_DIR if p.checkpoint is None else (p.checkpoint if "://" in p.checkpoint else str(base_folder))
     text, tagger = prompt_config(p.prompt)
-    config = OSEDiffConfig(base=base, scale=scale, vae_sample=p.vae_sample, prompt=text, tagger=tagger)
+    config = OSEDiffConfig(base=base, scale=scale, vae_sample=p.vae_sample, prompt=text, tagger=tagger,
+                           color_fix=p.color_fix)
     student = OSEDiffStudent(gen.to(run.device), prompter, config, seed=sample_seed(seed, "osediff-val"))
     if validate is not None:
         validate("init", student)  # at test time the tagger reads the LQ (§4.4)

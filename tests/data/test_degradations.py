@@ -231,3 +231,42 @@ def test_gaussian_noise_level_and_gray_flag() -> None:
     inside = (out > 0.01).all(-1) & (out < 0.99).all(-1)  # away from the clamp all channels get the same noise
     np.testing.assert_allclose(noise[inside][:, 0], noise[inside][:, 2], atol=1e-6)
     assert np.abs(noise).max() > 0
+
+
+def test_mild_degradation_is_seeded_recorded_and_milder_than_real_esrgan() -> None:
+    hq = _photo(64, 64)
+    mild = default_params().degrade.mild
+    a, rec = deg.mild_degrade(hq, 4, mild, torch.Generator().manual_seed(3))
+    b, _ = deg.mild_degrade(hq, 4, mild, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == (3, 16, 16)
+    assert torch.equal(a, torch.round(a * 255) / 255)  # 8-bit values, like the stored PNG
+    assert rec["kind"] == "mild" and mild.blur_sigma[0] <= rec["blur_sigma"] <= mild.blur_sigma[1]
+    assert mild.noise_range[0] <= rec["noise_sigma"] <= mild.noise_range[1]
+    assert mild.jpeg_range[0] <= rec["jpeg_quality"] <= mild.jpeg_range[1]
+    bicubic = bicubic_lq(hq, 4)
+    heavy = torch.stack([(_run(hq, _params(), s)[0] - bicubic).abs().mean() for s in range(8)])
+    light = torch.stack([(deg.mild_degrade(hq, 4, mild, torch.Generator().manual_seed(s))[0] - bicubic).abs().mean()
+                         for s in range(8)])
+    assert light.mean() < heavy.mean()  # on average; one Real-ESRGAN draw can be milder than a mild one
+
+
+def test_train_crops_mix_clean_mild_and_real_esrgan_in_the_param_shares() -> None:
+    from sr.data.synthesis import degrade_mixed
+
+    hq = _photo(32, 32)
+    p = _params(clean_prob=0.3, mild_prob=0.3)
+    kinds = [degrade_mixed(hq, p, torch.Generator().manual_seed(s), "train")[1].get("kind", "realesrgan")
+             for s in range(200)]
+    shares = {k: kinds.count(k) / len(kinds) for k in ("bicubic", "mild", "realesrgan")}
+    assert shares["bicubic"] == pytest.approx(0.3, abs=0.08) and shares["mild"] == pytest.approx(0.3, abs=0.08)
+    val = {degrade_mixed(hq, p, torch.Generator().manual_seed(s), "val")[1].get("kind") for s in range(20)}
+    assert "bicubic" not in val and "mild" not in val  # val stays Real-ESRGAN, as the papers report
+    # without a mixture no extra draw is taken: the crop degrades exactly as before the option existed
+    pure = _params(clean_prob=0.0, mild_prob=0.0)
+    assert torch.equal(degrade_mixed(hq, pure, torch.Generator().manual_seed(5), "train")[0], _run(hq, pure, 5)[0])
+
+
+def test_mixture_shares_above_one_are_rejected() -> None:
+    with pytest.raises(ValueError, match=r"clean_prob \+ mild_prob must be at most 1, got 1.2"):
+        default_params().degrade.model_validate({**default_params().degrade.model_dump(), "clean_prob": 0.7,
+                                                 "mild_prob": 0.5})

@@ -79,15 +79,17 @@ def test_report_structure_methods_and_datasets(report):
     root, out = report
     assert json.loads((root / "metrics" / "eval.json").read_text()) == out
     methods = [m for m in out if not m.startswith("_")]
-    assert methods == ["bicubic", "teacher-4", "teacher-2-linspace", "teacher-1-linspace", "student-sinsr"]
+    assert methods == ["bicubic", "teacher-4", "teacher-2-linspace", "teacher-1-linspace", "student-sinsr",
+                       "student-sinsr+wavelet"]  # evaluate.color_fix [none, wavelet]: a row per extra correction
     assert out["_info"]["teacher"] == "teacher-4"
     assert out["_info"]["datasets"] == {"val": {"images": 3, "hq_size": [32, 32]},
                                         "heldout-realesrgan": {"images": 2, "hq_size": [96, 96]},
+                                        "heldout-mild": {"images": 2, "hq_size": [96, 96]},
                                         "heldout-bicubic": {"images": 2, "hq_size": [96, 96]}}
     for m in methods:
-        assert set(out[m]) == {"val", "heldout-realesrgan", "heldout-bicubic", "cost"}
+        assert set(out[m]) == {"val", "heldout-realesrgan", "heldout-mild", "heldout-bicubic", "cost"}
         assert {"psnr_y", "ssim_y"} <= set(out[m]["val"])
-    assert [out[m]["cost"]["nfe"] for m in methods] == [0, 4, 2, 1, 1]
+    assert [out[m]["cost"]["nfe"] for m in methods] == [0, 4, 2, 1, 1, 1]
     assert out["bicubic"]["cost"]["params"] == 0 and out["teacher-4"]["cost"]["params"] > 1000
     # NIQE needs larger images: absent on the 32 px val crops, present on the 96 px held-out crops
     assert "niqe" not in out["teacher-4"]["val"] and "lpips" in out["teacher-4"]["val"]
@@ -117,7 +119,7 @@ def latency(report):
         out["_info"]["focus_dataset"], s["shards"], s["raw"], p, degrade_params(scale=4, hq_size=32), 0
     )
     paper = ev.paper_input(s["raw"], 16, 4)
-    result = ev.measure_latency(s["teacher"], s["students"], sample, paper, out, p, 0, root / "metrics" / "latency.json",
+    result = ev.measure_latency(s["teacher"], s["students"], sample, paper, out, p, 0, 4, root / "metrics" / "latency.json",
                                 root / "plots" / "eval")
     return root, result
 
@@ -125,8 +127,8 @@ def latency(report):
 def test_latency_input_is_the_first_sample_of_the_focus_dataset(report, tmp_path):
     s = fake_setup(tmp_path)
     p, degrade = eval_params(heldout_crop=96), degrade_params(scale=4, hq_size=32)
-    heldout = ev.heldout_datasets(s["raw"], 96, degrade, 0)
-    for focus in ["heldout-realesrgan", "heldout-bicubic"]:
+    heldout = ev.heldout_datasets(s["raw"], p, degrade, 0)
+    for focus in ["heldout-realesrgan", "heldout-mild", "heldout-bicubic"]:
         sample = ev.latency_input(focus, s["shards"], s["raw"], p, degrade, 0)
         assert sample["key"] == heldout[focus][0]["key"] and torch.equal(sample["lq"], heldout[focus][0]["lq"])
     val = ev.val_dataset(s["shards"], 1)[0]
@@ -171,10 +173,11 @@ def test_one_step_teacher_equals_the_student_path_and_bicubic_matches_the_metric
 def test_plots_and_grids_are_written(report):
     root, out = report
     per_image = (root / "plots" / "eval" / "per_image_psnr.csv").read_text().splitlines()
-    assert per_image[0] == "image,key,bicubic,teacher-4,teacher-2-linspace,teacher-1-linspace,student-sinsr" and len(per_image) == 3
+    assert per_image[0] == ("image,key,bicubic,teacher-4,teacher-2-linspace,teacher-1-linspace,student-sinsr,"
+                            "student-sinsr+wavelet") and len(per_image) == 3
     mean = np.mean([float(r.split(",")[2]) for r in per_image[1:]])
     assert mean == pytest.approx(out["bicubic"]["heldout-realesrgan"]["psnr_y"], abs=1e-3)
-    for dataset in ["val", "heldout-realesrgan", "heldout-bicubic"]:
+    for dataset in ["val", "heldout-realesrgan", "heldout-mild", "heldout-bicubic"]:
         grid = Image.open(root / "plots" / "eval" / f"grid-{dataset}.png")
         size = 32 if dataset == "val" else 96
         # LQ | bicubic | teacher-4 | student-sinsr | HQ, 2 rows, each cell the image plus its zoomed crop
@@ -187,4 +190,28 @@ def test_no_heldout_image_large_enough_is_a_clear_error(tmp_path):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(raw / "images" / "a.png")
     (raw / "manifest.jsonl").write_text(json.dumps({"id": "a", "split": "val"}) + "\n")
     with pytest.raises(ValueError, match="no val-split images of at least 32x32"):
-        ev.heldout_datasets(raw, 256, degrade_params(), 0)
+        ev.heldout_datasets(raw, eval_params(heldout_crop=256), degrade_params(), 0)
+
+
+def test_colour_fix_rows_reuse_the_students_output_and_timing_does_not():
+    from sr.models.colorfix import color_fix
+
+    calls = []
+
+    def run(lq, keys):
+        calls.append(keys)
+        return torch.nn.functional.interpolate(lq, scale_factor=4, mode="nearest") * 0.8
+
+    rows = ev.with_color_fixes([ev.Method("bicubic", 0, 0, ev.scoring.bicubic(4)), ev.Method("student-x", 1, 9, run)],
+                               ["none", "wavelet"], 4)
+    assert [(r.name, r.nfe, r.params) for r in rows] == [("bicubic", 0, 0), ("student-x", 1, 9),
+                                                         ("student-x+wavelet", 1, 9)]
+    lq = torch.rand(1, 3, 8, 8) * 2 - 1
+    raw, fixed = rows[1].run(lq, ["k"]), rows[2].run(lq, ["k"])
+    assert len(calls) == 1  # the variant reused the student's output for this batch
+    torch.testing.assert_close(raw, run(lq, ["k"]))
+    torch.testing.assert_close(fixed, color_fix(raw, ev.bicubic_up(lq, 4).clamp(-1, 1), "wavelet"))
+    timed = ev.with_color_fixes([ev.Method("student-x", 1, 9, run)], [], 4, reuse=False)
+    calls.clear()
+    timed[0].run(lq, ["k"]), timed[0].run(lq, ["k"])
+    assert [r.name for r in timed] == ["student-x"] and len(calls) == 2  # timing runs the network every time

@@ -522,3 +522,26 @@ LPIPS_EXAMPLES_B85 = (
     "eOyC*4ddW5gC&<Sc99_5M?GSIC>o&av5Plq3iXw#fj3(q3G}<GLeqW)lVRqH;h=ZcTB(iH5-wdYW;d2uLfPjjYczk^E90j~E-*Tjgl{iZRK3@)LC"
     "!HegtrD3lj?Gpq#sh}ZIDauM&rO>;znvh04|e^aN;}88Xtw|D#DpjoMLzY00000elN|i6UYyF00D*C0f3+aZkO#>vBYQl0ssI200dcD"
 )
+
+
+def test_chroma_shift_of_a_blue_cast_is_analytic():
+    from sr.eval.metrics import chroma_shift
+
+    hq = torch.full((1, 3, 8, 8), 0.5)
+    cast = hq.clone()
+    cast[:, 2] += 0.1  # B up by 0.1: Cb +11.2, Cr -1.8214 in 8-bit units (BT.601, BasicSR's coefficients)
+    assert chroma_shift(cast, hq).item() == pytest.approx((11.2 + 1.8214) / 2, abs=1e-4)
+    assert chroma_shift(hq + 0.1, hq).item() == pytest.approx(0.0, abs=1e-4)  # grey shift: luma only
+
+
+def test_blockiness_sees_a_4x4_grid_and_not_a_smooth_image():
+    from sr.eval.metrics import blockiness, grid_energy
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(64, 64), mode="bilinear",
+                                             align_corners=False)
+    blocks = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16, generator=g), scale_factor=4, mode="nearest")
+    assert grid_energy(smooth, 4).item() == pytest.approx(1.0, abs=0.15)
+    assert math.isinf(grid_energy(blocks, 4).item()) or grid_energy(blocks, 4).item() > 1e6  # steps only on the grid
+    assert blockiness(smooth * 0.5 + blocks * 0.5, smooth, 4).item() > 2
+    assert blockiness(smooth, smooth, 4).item() == pytest.approx(1.0)

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from scripts.stand_ins import official_unet_dict, randomize
 from sr.config import SwinUNetParams, TeacherParams, VQParams
+from sr.models.autoencoder import PixelUnshuffle, PixelUnshuffleRefine
 from sr.models.loader import load_model
 from sr.models.resshift import ResShiftModel
 from sr.models.resshift_swin import ResShiftSwinUNet
+from sr.models.srvgg import SRVGGConfig, SRVGGModel
 from sr.models.vq_f4 import VQF4
-from tests.models.test_official_import import REFERENCE, official_unet_dict, seeded
+from tests.models.test_official_import import REFERENCE
 from tests.pipeline_fixtures import default_params
 
 TINY_SWIN = SwinUNetParams(**REFERENCE["unet"]["config"])  # size_multiple 16: an 8x8 latent does not fit it
@@ -37,9 +40,9 @@ def _same_outputs(a: ResShiftModel, b: ResShiftModel, lq_side: int) -> None:
 def official_files(tmp_path_factory) -> tuple[Path, Path]:
     """A DDP `module.`-prefixed EMA .pth of a tiny UNetModelSwin and a bare-state_dict VQ-f4 .pth."""
     root = tmp_path_factory.mktemp("official")
-    torch.save(official_unet_dict(seeded(ResShiftSwinUNet(TINY_SWIN), seed=5)), root / "resshift.pth")
+    torch.save(official_unet_dict(randomize(ResShiftSwinUNet(TINY_SWIN), seed=5)), root / "resshift.pth")
     vq = VQF4(embed_dim=3, n_embed=64, ch=32, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=3)
-    torch.save(seeded(vq, seed=6).state_dict(), root / "vq_f4.pth")
+    torch.save(randomize(vq, seed=6).state_dict(), root / "vq_f4.pth")
     return root / "resshift.pth", root / "vq_f4.pth"
 
 
@@ -95,3 +98,33 @@ def test_folders_of_unknown_type_or_without_config_fail_in_one_line(tmp_path):
     (tmp_path / "odd/config.json").write_text('{"arch": "unet"}')  # a folder of an older version
     with pytest.raises(ValueError, match=r"odd/config.json: model_type None is not one of resshift, osediff"):
         load_model(tmp_path / "odd")
+
+
+def test_refine_decoder_starts_as_pixel_shuffle_and_its_folder_round_trips(tmp_path):
+    torch.manual_seed(0)
+    z = torch.randn(2, 48, 5, 6)
+    refine = PixelUnshuffleRefine(factor=4)
+    assert torch.equal(refine.decode(z), PixelUnshuffle(factor=4).decode(z))  # zero-initialised last layer
+    torch.nn.init.normal_(refine.refine[-1].weight, std=0.1)  # as if trained
+    model = ResShiftModel.build(_teacher_params(), 4, tmp_path, inference_steps=1, recipe="sinsr").eval()
+    model.autoencoder = refine
+    model.config = model.config.model_copy(update={"autoencoder": "pixel_unshuffle_refine"})
+    model.save_pretrained(tmp_path / "student")
+    assert sorted(p.name for p in (tmp_path / "student").iterdir()) == [
+        "config.json", "decoder.safetensors", "model.safetensors"]
+    loaded = load_model(tmp_path / "student")
+    assert isinstance(loaded.autoencoder, PixelUnshuffleRefine)
+    assert torch.equal(loaded.autoencoder.decode(z), refine.decode(z))
+    _same_outputs(model, loaded, lq_side=8)
+
+
+def test_srvgg_baseline_folder_round_trips_through_the_loader(tmp_path):
+    torch.manual_seed(0)
+    model = SRVGGModel.build(SRVGGConfig(scale=4, num_feat=8, num_conv=2))
+    model.save_pretrained(tmp_path / "baseline")
+    loaded = load_model(tmp_path / "baseline")
+    assert isinstance(loaded, SRVGGModel) and loaded.config == model.config
+    lq = torch.rand(1, 3, 6, 7) * 2 - 1
+    out = loaded(lq)
+    assert out.shape == (1, 3, 24, 28) and out.abs().max() <= 1
+    torch.testing.assert_close(out, model.eval()(lq), rtol=0, atol=0)

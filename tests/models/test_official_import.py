@@ -1,4 +1,4 @@
-"""Official-checkpoint import on tiny stand-ins saved the way ResShift saves its releases.
+"""Official-checkpoint import on tiny stand-ins saved the way ResShift saves its releases (scripts/stand_ins.py).
 
 `resshift_realsrx4_*.pth` is trainer.py's EMA state: the DDP model's full state_dict (keys `module.`-prefixed,
 Swin buffers included); training checkpoints nest it under 'state_dict' next to counters. `autoencoder_vq_f4.pth`
@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from scripts.stand_ins import official_unet_dict, randomize
 from sr.config import SwinUNetParams
 from sr.models.official import CheckpointError, import_resshift_unet, import_vq_f4, load_official_state_dict
 from sr.models.resshift_swin import ResShiftSwinUNet
@@ -23,19 +24,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "resshift_tiny_reference.json").read_text())
 TINY_UNET = SwinUNetParams(**REFERENCE["unet"]["config"])
 TINY_VQ = REFERENCE["vq"]["config"]
-
-
-def seeded(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    model.load_state_dict({k: torch.randn(v.shape, generator=g) * 0.2 for k, v in model.state_dict().items()})
-    return model.eval()
-
-
-def official_unet_dict(model: ResShiftSwinUNet) -> dict[str, torch.Tensor]:
-    """What ResShift's trainer writes: every state_dict entry incl. the Swin buffers, DDP-prefixed."""
-    state = dict(model.state_dict())
-    state.update({k: v for k, v in model.named_buffers() if k.endswith(("relative_position_index", "attn_mask"))})
-    return {"module." + k: v for k, v in state.items()}
 
 
 def unet_output(model: ResShiftSwinUNet) -> torch.Tensor:
@@ -53,7 +41,7 @@ def test_stand_in_has_exactly_the_official_file_layout() -> None:
 
 @pytest.mark.parametrize("wrapping", ["ema", "training_checkpoint", "compiled"])
 def test_unet_import_round_trips_through_pth_and_safetensors(tmp_path: Path, wrapping: str) -> None:
-    source = seeded(ResShiftSwinUNet(TINY_UNET), seed=11)
+    source = randomize(ResShiftSwinUNet(TINY_UNET), seed=11)
     state = official_unet_dict(source)
     match wrapping:
         case "ema":
@@ -75,7 +63,7 @@ def test_unet_import_round_trips_through_pth_and_safetensors(tmp_path: Path, wra
 
 
 def test_vq_import_round_trips_through_pth_and_safetensors(tmp_path: Path) -> None:
-    source = seeded(VQF4(**TINY_VQ), seed=12)
+    source = randomize(VQF4(**TINY_VQ), seed=12)
     torch.save(source.state_dict(), tmp_path / "autoencoder_vq_f4.pth")
     image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,21 @@ def test_bad_shapes_raise_one_line() -> None:
         model.encode(torch.zeros(1, 3, 10, 8))
     with pytest.raises(ValueError, match=r"expected \(B, 3, h, w\)"):
         model.decode(torch.zeros(1, 4, 4, 4))
+
+
+def test_the_codebook_exports_for_every_size(tmp_path) -> None:
+    """sr-export traces at one size; a snap that loops over chunks would keep that size's chunk count and fail in
+    ONNX Runtime at every other size (it did, for every Swin + VQ-f4 student)."""
+    import onnxruntime as ort
+
+    codebook = VQF4(embed_dim=3, n_embed=64, ch=32, ch_mult=(1, 2), num_res_blocks=1).quantize.eval()
+    side = torch.export.Dim("side", min=1, max=4096)
+    traced = torch.randn(1, 3, 8, 40, generator=torch.Generator().manual_seed(0))
+    torch.onnx.export(codebook, (traced, 64), tmp_path / "snap.onnx", dynamo=True, external_data=False,
+                      dynamic_shapes=({3: side}, None), input_names=["z"])  # 320 vectors: 5 chunks of 64
+    session = ort.InferenceSession(str(tmp_path / "snap.onnx"))
+    for width in (3, 40, 100):
+        z = torch.randn(1, 3, 8, width, generator=torch.Generator().manual_seed(width))
+        with torch.no_grad():
+            expected = codebook(z, 64)
+        np.testing.assert_allclose(session.run(None, {"z": z.numpy()})[0], expected.numpy(), atol=1e-6)

@@ -58,7 +58,7 @@ class CoLearning(Recipe):
         total = (p.lambda_distill * losses["distill"] + p.lambda_gt * losses["gt"]
                  + p.lambda_hq_adv * losses["hq_adv"] + p.lambda_lq_adv * losses["lq_adv"]
                  + p.lambda_down * losses["down"])  # fmt: skip
-        return GeneratorPass(losses, total, ColearnFakes(z_s.detach(), y_hat.detach()))
+        return GeneratorPass(losses, total, z_s, ColearnFakes(z_s.detach(), y_hat.detach()))
 
     def discriminator_loss(self, teacher: ResShiftModel, batch: DistillBatch, fakes: ColearnFakes) -> torch.Tensor:
         total = torch.zeros((), device=batch.y.device)

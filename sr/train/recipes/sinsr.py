@@ -25,4 +25,4 @@ class SinSR(Recipe):
             "gt": distillation.gt_loss(student, diffusion, batch.z_hq, batch.lq).mean(),
         }
         total = p.lambda_distill * losses["distill"] + p.lambda_inverse * losses["inverse"] + p.lambda_gt * losses["gt"]
-        return GeneratorPass(losses, total)
+        return GeneratorPass(losses, total, z_s)

@@ -59,7 +59,7 @@ class TADSR(Recipe):
             "adv": adversarial.hinge_g_loss(self.discs["latent"](fake, t_d)),
         }
         total = p.lambda_mse * losses["mse"] + p.lambda_hsd * losses["hsd"] + p.lambda_adv * losses["adv"]
-        return GeneratorPass(losses, total, TadsrFakes(z_s.detach(), t_d, noise_d))
+        return GeneratorPass(losses, total, z_s, TadsrFakes(z_s.detach(), t_d, noise_d))
 
     def discriminator_loss(self, teacher: ResShiftModel, batch: DistillBatch, fakes: TadsrFakes) -> torch.Tensor:
         """Real (noisy HQ latent) and fake go through the discriminator as one doubled batch (GroupNorm is per
