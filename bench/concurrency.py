@@ -25,12 +25,12 @@ from pathlib import Path
 from sr.data.shards import iter_samples, shard_paths
 from sr.eval import scoring
 from sr.eval.metrics import Metrics
-from sr.models.loader import load_model
+from sr.models.loader import load_model, model_type
 from sr.pretrained import default_torch_home
 models = Path(sys.argv[1])
 val = [s for _, s in zip(range(int(sys.argv[3])), iter_samples(shard_paths(Path(sys.argv[2]), "val")))]
 methods = {folder.name: scoring.resshift(load_model(folder), 0) for folder in sorted(models.glob("*"))
-           if (folder / "model.safetensors").is_file()}
+           if (folder / "config.json").is_file() and model_type(folder) == "resshift"}  # the teacher and students
 scoring.score(methods, val, Metrics(default_torch_home()), scoring.MetricSet(crop_border=4), batch_size=1)
 """
 

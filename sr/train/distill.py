@@ -23,9 +23,9 @@ from PIL import Image
 from torch import nn
 from torchvision.utils import make_grid
 
-from sr.config import DistillParams, DistillRecipe, ImageLossParams
+from sr.config import DistillParams, DistillRecipe
 from sr.data.shards import Sample
-from sr.losses.perceptual import LPIPSLoss
+from sr.losses.image import ImageLoss
 from sr.models.autoencoder import PixelUnshuffleRefine
 from sr.models.resshift import ResShiftModel, bicubic_up
 from sr.seeds import noise, sample_seed, trajectory_noise_seed, val_noise
@@ -65,50 +65,6 @@ def recipe_keys(p: DistillParams, name: DistillRecipe) -> tuple[str, ...]:
     return p.targets, p.train.model_dump_json(), p.image.model_dump_json(), getattr(p, name).model_dump_json()
 
 
-IMAGE_TERMS = (("img_l1", "lambda_l1"), ("img_grad", "lambda_grad"), ("img_grid", "lambda_grid"),
-               ("img_lpips", "lambda_lpips"))
-
-
-def image_names(p: ImageLossParams) -> list[str]:
-    return [name for name, weight in IMAGE_TERMS if getattr(p, weight)]
-
-
-def border_ratio(x: torch.Tensor, period: int) -> torch.Tensor:
-    """Mean |first difference| across the borders of `period`-px cells over the mean elsewhere, per image: ~1 for a
-    photo, more where a latent grid shows (the differentiable twin of sr.eval.metrics.grid_energy, on RGB)."""
-    dh, dv = x.diff(dim=-1).abs(), x.diff(dim=-2).abs()
-    on_h = torch.arange(dh.shape[-1], device=x.device) % period == period - 1
-    on_v = torch.arange(dv.shape[-2], device=x.device) % period == period - 1
-    at = dh[..., on_h].mean(dim=(1, 2, 3)) + dv[..., on_v, :].mean(dim=(1, 2, 3))
-    rest = dh[..., ~on_h].mean(dim=(1, 2, 3)) + dv[..., ~on_v, :].mean(dim=(1, 2, 3))
-    return at / (rest + 1e-6)
-
-
-def image_terms(p: ImageLossParams, image: torch.Tensor, hq: torch.Tensor, lpips_fn: nn.Module | None,
-                period: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """(unweighted, weighted sum) of the image-space terms whose weight is not 0: L1, L1 of the first differences
-    (edges and the cell-border steps a latent grid leaves), the excess of the output's cell-border ratio over the HQ's
-    (the grid alone: texture inside the cells is not pulled towards the mean), LPIPS."""
-    losses, total = {}, image.new_zeros(())
-    if p.lambda_l1:
-        losses["img_l1"] = (image - hq).abs().mean()
-        total = total + p.lambda_l1 * losses["img_l1"]
-    if p.lambda_grad:
-        dx = (image.diff(dim=-1) - hq.diff(dim=-1)).abs().mean()
-        dy = (image.diff(dim=-2) - hq.diff(dim=-2)).abs().mean()
-        losses["img_grad"] = dx + dy
-        total = total + p.lambda_grad * losses["img_grad"]
-    if p.lambda_grid:
-        excess = border_ratio(image, period) - border_ratio(hq, period)
-        losses["img_grid"] = excess.clamp_min(0).mean()
-        total = total + p.lambda_grid * losses["img_grid"]
-    if p.lambda_lpips:
-        assert lpips_fn is not None
-        losses["img_lpips"] = lpips_fn(image, hq)
-        total = total + p.lambda_lpips * losses["img_lpips"]
-    return losses, total
-
-
 def with_noise(sample: Sample, seed: int, latent_channels: int, factor: int) -> Sample:
     """Loader transform: ε of the sample, redrawn from its stored seed (cache) or the same derivation (online)."""
     shape = (latent_channels, sample["hq"].shape[-2] // factor, sample["hq"].shape[-1] // factor)
@@ -143,24 +99,19 @@ def train_distill(
               curves_path)
     teacher.to(run.device).eval().requires_grad_(False)
     recipe = make_recipe(name, p, teacher).to(run.device)
-    ema = ema_copy(recipe.student)
-    ema_decoder = ema_copy(recipe.decoder) if recipe.decoder is not None else None
-    image_on = bool(image_names(p.image))
-    if p.image.lambda_lpips and torch_home is None:
-        raise ValueError("distill.image.lambda_lpips > 0 needs the LPIPS weights (torch_home)")
-    lpips_fn = LPIPSLoss(torch_home, p.image.lpips_net).to(run.device) if p.image.lambda_lpips else None
+    shipped = nn.ModuleDict({"student": recipe.student, **({"decoder": recipe.decoder} if recipe.decoder else {})})
+    ema = ema_copy(shipped)
+    image_loss = ImageLoss(p.image, teacher.autoencoder.factor, torch_home).to(run.device)
     opt_g = torch.optim.AdamW(recipe.param_groups(t.lr), lr=t.lr, weight_decay=t.weight_decay)
     scheduler = warmup_schedule(opt_g, t.warmup_steps)
     opt_d = torch.optim.AdamW(recipe.discs.parameters(), lr=recipe.disc_lr, weight_decay=t.weight_decay) \
         if recipe.discs else None
     draws = run.draws(sample_seed(seed, "distill", name, 0))
-    run.restore({"nets": recipe, "ema": ema, "ema_decoder": ema_decoder, "opt_g": opt_g, "scheduler": scheduler,
-                 "opt_d": opt_d}, draws.generator)
+    run.restore({"nets": recipe, "ema": ema, "opt_g": opt_g, "scheduler": scheduler, "opt_d": opt_d},
+                draws.generator)
     recipe.prepare(run.prepare)
     opt_g, opt_d = run.prepare(opt_g, opt_d)
     ema.to(run.device)
-    if ema_decoder is not None:
-        ema_decoder.to(run.device)
 
     transform = functools.partial(with_noise, seed=seed, latent_channels=teacher.config.latent_channels,
                                   factor=teacher.autoencoder.factor)
@@ -170,7 +121,7 @@ def train_distill(
         micros = [next(batches) for _ in range(t.grad_accum)]
         data_s = time.perf_counter() - began
         micros = [complete_batch(b, teacher, p.targets == "online", run.device) for b in micros]
-        stats = dict.fromkeys(["loss", *recipe.loss_names, *image_names(p.image)], 0.0)
+        stats = dict.fromkeys(["loss", *recipe.loss_names, *image_loss.names], 0.0)
 
         for module in recipe.generator_calls():
             module.train()
@@ -180,9 +131,8 @@ def train_distill(
             with run.micro(i, recipe.generator_calls()):
                 out = recipe.generator_pass(teacher, batch, draws)
                 losses, total = out.losses, out.total
-                if image_on:
-                    extra, extra_total = image_terms(p.image, recipe.decode(teacher, out.x0), batch.hq, lpips_fn,
-                                                      teacher.autoencoder.factor)
+                if image_loss.names:
+                    extra, extra_total = image_loss(recipe.decode(teacher, out.x0), batch.hq)
                     losses, total = {**losses, **extra}, total + extra_total
                 run.backward(total / t.grad_accum)
             fakes.append(out.fakes)
@@ -199,38 +149,37 @@ def train_distill(
                     run.backward(loss_d / t.grad_accum)
                 stats["loss_d"] += loss_d.item() / t.grad_accum
             run.update(opt_d)
-        ema_update(ema, recipe.student, t.ema_rate)
-        if ema_decoder is not None:
-            ema_update(ema_decoder, recipe.decoder, t.ema_rate)
+        ema_update(ema, shipped, t.ema_rate)
 
         done = run.end_step(step, stats, lr=scheduler.get_last_lr()[0])
         if run.is_main and grid_samples and samples_dir and (done % p.sample_every == 0 or done == t.steps):
-            save_grid(ema, teacher.autoencoder if ema_decoder is None else ema_decoder, teacher, grid_samples, seed,
-                      samples_dir / f"step-{done:08d}.png")
+            save_grid(one_step_model(teacher, ema, name), grid_samples, seed, samples_dir / f"step-{done:08d}.png")
         if on_step is not None:
             on_step(done, {**stats, "data_s": data_s, "step_s": time.perf_counter() - began})
 
-    config = teacher.config.model_copy(update={"inference_steps": 1, "recipe": name})
-    autoencoder = teacher.autoencoder.cpu()
-    if ema_decoder is not None:
-        config = config.model_copy(update={"autoencoder": "pixel_unshuffle_refine"})
-        autoencoder = ema_decoder.cpu().eval()
-    student = ResShiftModel(ema.cpu().eval(), autoencoder, config)
+    student = one_step_model(teacher, ema, name).cpu()
     if run.is_main:
         student.save_pretrained(out_dir)
     return student
 
 
+def one_step_model(teacher: ResShiftModel, ema: nn.ModuleDict, name: DistillRecipe) -> ResShiftModel:
+    """The student as it ships, on the EMA weights (shared, not copied): its denoiser, and its own decoder if any."""
+    config = teacher.config.model_copy(update={"inference_steps": 1, "recipe": name})
+    if "decoder" not in ema:
+        return ResShiftModel(ema["student"], teacher.autoencoder, config).eval()
+    config = config.model_copy(update={"autoencoder": "pixel_unshuffle_refine"})
+    return ResShiftModel(ema["student"], ema["decoder"], config).eval()
+
+
 @torch.no_grad()
-def save_grid(student: nn.Module, autoencoder: nn.Module, teacher: ResShiftModel, samples: list[Sample], seed: int,
-              path: Path) -> None:
-    """Rows of bicubic | one-step student (decoded by `autoencoder`) | HQ for a few fixed val samples."""
-    device = next(student.parameters()).device
+def save_grid(model: ResShiftModel, samples: list[Sample], seed: int, path: Path) -> None:
+    """Rows of bicubic | one-step student | HQ for a few fixed val samples."""
+    device = next(model.parameters()).device
     lq = torch.stack([s["lq"] for s in samples]).to(device)
-    shape = (teacher.config.latent_channels, *[d // teacher.autoencoder.factor for d in samples[0]["hq"].shape[-2:]])
+    shape = (model.config.latent_channels, *[d // model.autoencoder.factor for d in samples[0]["hq"].shape[-2:]])
     eps = val_noise([s["key"] for s in samples], seed, shape).to(device)
-    model = ResShiftModel(student.eval(), autoencoder, teacher.config.model_copy(update={"inference_steps": 1}))
-    bicubic = bicubic_up(lq, teacher.scale).clamp(-1, 1)
+    bicubic = bicubic_up(lq, model.scale).clamp(-1, 1)
     hq = torch.stack([s["hq"] for s in samples]).to(device)
     rows = torch.stack([bicubic, model.upscale(lq, eps), hq], dim=1).flatten(0, 1)
     grid = make_grid((rows.cpu() + 1) / 2, nrow=3, padding=2)

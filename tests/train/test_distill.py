@@ -10,7 +10,7 @@ from sr.config import DistillParams
 from sr.data.shards import ShardWriter, encode_json, encode_png, iter_samples, make_loader, shard_paths
 from sr.models.resshift import ResShiftModel
 from sr.seeds import Draws
-from sr.train.distill import complete_batch, image_terms, make_recipe, recipe_keys, train_distill, with_noise
+from sr.train.distill import complete_batch, make_recipe, recipe_keys, train_distill, with_noise
 from sr.train.recipes.colearn import ColearnFakes
 from sr.train.trajectories import cache_trajectories, trajectory_shards
 from tests.pipeline_fixtures import default_params
@@ -151,21 +151,6 @@ def test_colearn_lq_adversarial_term_reaches_the_student_through_the_downsampler
     assert all(q.grad is None for q in recipe.discs.parameters())
     assert all(q.grad is None for q in teacher.denoiser.parameters())
     assert isinstance(out.fakes, ColearnFakes) and not out.fakes.fake.requires_grad
-
-
-def test_image_terms_have_known_values_and_skip_zero_weights():
-    p = default_params().distill.image.model_copy(update={"lambda_l1": 2.0, "lambda_grad": 0.5, "lambda_grid": 3.0,
-                                                          "lambda_lpips": 0})
-    hq = torch.zeros(1, 3, 8, 8)
-    image = hq.clone()
-    image[..., :, 2:] = 0.4  # one vertical step of 0.4 between columns 1 and 2, inside the first 4-px cell
-    image[..., :, 4:] = 0.6  # and one of 0.2 across the cell border, between columns 3 and 4
-    losses, total = image_terms(p, image, hq, None, period=4)
-    assert set(losses) == {"img_l1", "img_grad", "img_grid"}  # LPIPS weight 0: not computed, no network needed
-    assert losses["img_l1"].item() == pytest.approx((2 * 0.4 + 4 * 0.6) / 8)
-    assert losses["img_grad"].item() == pytest.approx(0.6 / 7)  # two of seven column differences; no row steps
-    assert losses["img_grid"].item() == pytest.approx(0.2)  # columns 3|4 only of the border differences 3|4, 7|8
-    assert total.item() == pytest.approx(2.0 * 0.4 + 0.5 * 0.6 / 7 + 3.0 * 0.2)
 
 
 def test_refine_decoder_needs_a_pixel_unshuffle_teacher(data, tmp_path):
