@@ -49,24 +49,39 @@ def s3_server():
     proc.wait(timeout=10)
 
 
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _new_bucket() -> str:
+    from sr.storage import s3_client
+
+    name = f"bucket-{os.urandom(4).hex()}"
+    s3_client().create_bucket(Bucket=name)
+    return name
+
+
 @pytest.fixture
 def s3_env(s3_server, monkeypatch):
     """Point boto3 (and anything run from this process) at the loopback S3 server with throwaway credentials."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
+        monkeypatch.setenv(key, value)
     return s3_server
 
 
 @pytest.fixture
 def s3_bucket(s3_env):
     """A fresh, empty bucket on the loopback server; yields its name."""
-    from sr.storage import s3_client
+    return _new_bucket()
 
-    name = f"bucket-{os.urandom(4).hex()}"
-    s3_client().create_bucket(Bucket=name)
-    return name
+
+@pytest.fixture(scope="module")
+def s3(s3_server):
+    """The same environment and a fresh bucket for a whole module, whose fixtures (a DVC remote) outlive one test;
+    boto3 and every `dvc` run from here find the server through AWS_ENDPOINT_URL (dvc-s3 honours it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
+            mp.setenv(key, value)
+        yield _new_bucket()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from sr.config import Params, load_params, merge
+from sr.config import DiffusionParams, Params, load_params, merge
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +55,12 @@ def default_params() -> Params:
     """The committed params.yaml (the embedded default), validated: tests take sections from it and change a few
     keys with `model_copy(update=...)`, so no test carries a third copy of the defaults."""
     return load_params(REPO / "params.yaml")
+
+
+def v1_diffusion() -> DiffusionParams:
+    """ResShift v1's schedule (T=15, κ=2, p=0.3, √η_1 0.02, √η_T 0.99), which the reference numbers of the tests
+    come from; params.yaml keeps all of it but κ (0.5: docs/methods.md §7.1)."""
+    return default_params().teacher.diffusion.model_copy(update={"kappa": 2.0})
 
 
 def write_tiny_params(path: Path, **extra: dict) -> Path:

@@ -48,21 +48,6 @@ def run(cmd: list[str], cwd: Path, timeout: float = 300) -> str:
 
 
 @pytest.fixture(scope="module")
-def s3(s3_server):
-    """A bucket on the loopback S3 server; boto3 and every `dvc` run from here find it through AWS_ENDPOINT_URL
-    (dvc-s3 3.3 honours it; `dvc remote modify --local <name> endpointurl <url>` works too)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in [("AWS_ENDPOINT_URL", s3_server), ("AWS_ACCESS_KEY_ID", "testing"),
-                           ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")]:
-            mp.setenv(key, value)
-        from sr.storage import s3_client
-
-        bucket = f"bucket-{os.urandom(4).hex()}"
-        s3_client().create_bucket(Bucket=bucket)
-        yield bucket
-
-
-@pytest.fixture(scope="module")
 def harness():
     with prefect_test_harness(server_startup_timeout=60):
         yield

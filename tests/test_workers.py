@@ -60,19 +60,6 @@ INPUTS = {"degrade": ["data/raw"], "teacher": ["data/shards"], "osediff": ["data
 
 
 @pytest.fixture(scope="module")
-def s3(s3_server):
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in [("AWS_ENDPOINT_URL", s3_server), ("AWS_ACCESS_KEY_ID", "testing"),
-                           ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")]:
-            mp.setenv(key, value)
-        from sr.storage import s3_client
-
-        bucket = f"bucket-{os.urandom(4).hex()}"
-        s3_client().create_bucket(Bucket=bucket)
-        yield bucket
-
-
-@pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("workers")
 
@@ -84,7 +71,10 @@ def server(root, s3):
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PREFECT_HOME": str(root / "prefect"),
            "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1",
-           "OMP_NUM_THREADS": "1", "PREFECT_WORKER_HEARTBEAT_SECONDS": "2", "PREFECT_WORKER_QUERY_SECONDS": "1"}
+           "OMP_NUM_THREADS": "1", "PREFECT_WORKER_HEARTBEAT_SECONDS": "2", "PREFECT_WORKER_QUERY_SECONDS": "1",
+           # SQLite under every stage's streamed logs: a write waits for the lock instead of failing after 5-10 s
+           # (a lost heartbeat write made a live worker look dead: "heartbeat persistence failed: database is locked")
+           "PREFECT_SERVER_DATABASE_TIMEOUT": "60", "PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT": "60"}
     log = root / "server.log"
     cmd = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)

@@ -96,7 +96,12 @@ class Run:
         if state is not None:
             self.start = state["step"]
             for name, obj in self.objects.items():
-                obj.load_state_dict(state[name])
+                try:
+                    obj.load_state_dict(state[name])
+                except (KeyError, RuntimeError, ValueError) as exc:  # written by other code: say so, in one line
+                    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise ValueError(f"{self.ckpt_dir}: the checkpoint at step {self.start} does not fit this code "
+                                     f"({name}: {why}); remove that folder to train from the start") from None
             set_rng_state(state["rng"], *generators)
             print(f"{self.name}: resumed from checkpoint at step {self.start} ({self.ckpt_dir})", flush=True)
         self.curves = Curves(self.curves_path, resume_step=self.start)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sr.diffusion.resshift import ResShift, eta_schedule
-from tests.pipeline_fixtures import default_params
+from tests.pipeline_fixtures import v1_diffusion
 
 SQRT_ETA_V1 = [0.02, 0.11717, 0.17630, 0.23363, 0.29157, 0.35101, 0.41236, 0.47586, 0.54167, 0.60991, 0.68066,
                0.75399, 0.82995, 0.90861, 0.99]  # fmt: skip
@@ -24,7 +24,7 @@ J_V1 = [0, -.00194, -.00693, -.01011, -.01354, -.01733, -.02153, -.02619, -.0313
 
 @pytest.fixture
 def v1() -> ResShift:
-    return ResShift.from_params(default_params().teacher.diffusion)  # params.yaml: v1, T=15, κ=2, p=0.3, 0.04, 0.99
+    return ResShift.from_params(v1_diffusion())  # T=15, κ=2, p=0.3, 0.04, 0.99
 
 
 def close(actual: torch.Tensor, expected: list[float], atol: float = 1e-4) -> None:

@@ -4,9 +4,9 @@ import torch
 
 from sr.diffusion.resshift import ResShift
 from sr.losses.distillation import distill_loss, gt_loss, inverse_loss, invert, one_step
-from tests.pipeline_fixtures import default_params
+from tests.pipeline_fixtures import v1_diffusion
 
-DIFFUSION = ResShift.from_params(default_params().teacher.diffusion)
+DIFFUSION = ResShift.from_params(v1_diffusion())  # T=15, κ=2, p=0.3, 0.04, 0.99
 
 
 def test_one_step_feeds_the_scaled_start_state_at_the_last_index():

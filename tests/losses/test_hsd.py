@@ -4,9 +4,9 @@ import torch
 
 from sr.diffusion.resshift import ResShift
 from sr.losses.hsd import hsd_direction, hsd_loss, hsd_weight_at, implied_noise
-from tests.pipeline_fixtures import default_params
+from tests.pipeline_fixtures import v1_diffusion
 
-DIFFUSION = ResShift.from_params(default_params().teacher.diffusion)
+DIFFUSION = ResShift.from_params(v1_diffusion())  # T=15, κ=2, p=0.3, 0.04, 0.99
 
 
 def _frozen_teacher(x, t, lq):

@@ -61,3 +61,21 @@ def test_ema_update_and_curves_trim(tmp_path):
     resumed.log(30, loss=9)
     resumed.flush()
     assert (tmp_path / "c.csv").read_text() == "step,loss\n10,1\n20,2\n30,9\n"
+
+
+def test_a_checkpoint_from_other_code_is_a_one_line_error(tmp_path):
+    import pytest
+
+    from sr.train.loop import Run
+    from tests.pipeline_fixtures import default_params
+
+    generator = torch.Generator().manual_seed(0)
+    save_checkpoint(tmp_path / "ckpt", 4, {"step": 4, "net": torch.nn.Linear(2, 2).state_dict(),
+                                           "rng": rng_state(generator)})
+    run = Run("test", default_params().teacher.train, tmp_path / "ckpt", tmp_path / "curves.csv")
+    renamed = torch.nn.ModuleDict({"student": torch.nn.Linear(2, 2)})  # the same weights under new names
+    with pytest.raises(ValueError) as err:
+        run.restore({"net": renamed}, generator)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'ckpt'}: the checkpoint at step 4 does not fit this code (net: ")
+    assert message.endswith("; remove that folder to train from the start") and "\n" not in message

@@ -139,7 +139,9 @@ def test_tagger_prompts_train_and_travel_with_the_student(shards, tmp_path):
     config = json.loads((tmp_path / "student" / "config.json").read_text())
     assert config["prompt"] == "photo"
     assert config["tagger"] == {"path": str(folder), "threshold": 0.68, "max_tags": 16}
+    assert config["color_fix"] == p.color_fix  # shipped with the student
     student = OSEDiffStudent.from_pretrained(tmp_path / "student")
+    student.config = student.config.model_copy(update={"color_fix": "none"})  # the raw output, as `gen`'s
     lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 2 - 1
     assert student.prompter.texts(lq) == ["red, cat, photo"] * 2
     sd = student.prompter
