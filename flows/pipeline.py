@@ -29,7 +29,7 @@ from flows import dvcops
 from flows.dispatch import PoolError, build_on_pool, prepare_pools
 from flows.dvcops import REPO_LOCK, run_dvc, up_to_date
 from flows.placement import LOCAL, Placement, load_placement
-from flows.stage import PROCESSES_ENV
+from sr.launch import PROCESSES_ENV
 
 # Only these stages talk to the network, so only they (and dvc pull/push) are worth retrying; a training stage that
 # failed once fails the same way again.

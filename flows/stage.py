@@ -24,10 +24,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows import dvcops
+from sr.launch import PROCESSES_ENV
 from sr.storage import atomic_write_text
 
 WORK_DIR_ENV = "SR_WORK_DIR"
-PROCESSES_ENV = "SR_PROCESSES"  # read by the stage launch (stages/_cli.py)
 ENTRY_FENCE = "```yaml"
 
 

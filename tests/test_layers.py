@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     ["sr.config"],
-    ["sr.storage", "sr.threads"],
+    ["sr.storage", "sr.threads", "sr.launch"],
     ["sr.seeds", "sr.pretrained"],
     ["sr.data", "sr.diffusion"],
     ["sr.models"],

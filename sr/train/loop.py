@@ -18,7 +18,7 @@ A trainer reads top to bottom, nanoGPT-style, and calls the kit only for the sha
 Checkpoints live under a folder named by the fingerprint of the run's inputs (a changed config never resumes a
 stale run), hold every registered object's state plus the RNG states, and are written by the main process only.
 
-Several processes (torchrun, see stages/_cli.py; gloo on CPU, NCCL on GPUs) split every global batch of
+Several processes (torchrun, see sr/launch.py; gloo on CPU, NCCL on GPUs) split every global batch of
 `train.batch_size`: each loads its rows (sr.data.shards.ShardStream) and draws its rows of every random tensor from
 the same generator (`Draws`), so N processes compute what one process computes with the whole batch, DDP averaging
 the gradients.
