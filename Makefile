@@ -27,8 +27,10 @@ $(STAMP): requirements.lock pyproject.toml
 repro: $(STAMP)
 	$(VENV)/bin/dvc repro
 
+# Two pytest-xdist workers: the suite is mostly single-threaded processes, and a module stays on one worker
+# (tests/conftest.py), so its fixtures are built once.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 clean-venv:
 	rm -rf $(VENV)

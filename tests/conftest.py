@@ -15,7 +15,36 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Offline LPIPS/NIQE weights live where `make` provisions them (python -m sr.eval.weights).
 os.environ.setdefault("TORCH_HOME", str(REPO / ".torch"))
+# `make test` runs two pytest-xdist workers side by side: OpenMP threads that spin while they wait would take the
+# core from the other worker (sr/threads.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The modules that read the session's `tiny_build`: one xdist worker runs them all, so it is built once.
+TINY_BUILD_READERS = ("test_e2e.py", "test_flows_pipeline.py", "test_workers.py")
 
+
+# The longest modules first (the tiny build's readers take ~7 min together, the rehearsals ~4), so that the other
+# worker works through the short ones meanwhile instead of one worker finishing a long one alone at the end.
+LONGEST_FIRST = (*TINY_BUILD_READERS, "test_rehearsal.py", "test_processes.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its test order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`make test`), a module's tests stay on one worker, so its module-scoped fixtures are built
+    once, and TINY_BUILD_READERS share one worker. (xdist's own `--dist loadgroup` marks do not group under pytest 9,
+    whose node ids no longer take xdist's group suffix.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "tiny_build" if Path(module).name in TINY_BUILD_READERS else module
+
+    return ByModule(config, log)
 
 
 def free_port() -> int:
@@ -82,6 +111,19 @@ def s3(s3_server):
         for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
             mp.setenv(key, value)
         yield _new_bucket()
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory, s3_server):
+    """The tiny pipeline, built once per session by the Prefect flow and pushed to the loopback S3 server.
+    test_e2e, test_flows_pipeline and test_workers (as the all-local reference) read it; a test that edits its
+    clone puts it back."""
+    from tests.pipeline_fixtures import build_tiny_pipeline
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
+            mp.setenv(key, value)
+        return build_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "repo", _new_bucket())
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -50,6 +52,13 @@ TINY = {
 }
 
 
+# The tiny teacher samples in 4 steps instead of 15: the teacher-15 row dominates the evaluate stage on 2 cores.
+FEWER_STEPS = {"teacher": {"diffusion": {"steps": 4}}, "evaluate": {"max_val_samples": 2}}
+# dvc.yaml order, topologically sorted: osediff only needs the shards but is listed last, so it runs after distill.
+STAGES = ["download", "degrade", "teacher", "trajectories", "distill@sinsr", "distill@tadsr", "distill@colearn",
+          "baseline", "osediff", "evaluate", "latency", "package"]
+
+
 @functools.cache
 def default_params() -> Params:
     """The committed params.yaml (the embedded default), validated: tests take sections from it and change a few
@@ -76,20 +85,70 @@ def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.
     return proc
 
 
-def clone(root: Path) -> dict:
-    """The working tree's tracked and unignored files, committed in a fresh git repo (what a user clones); returns
-    the environment to run its commands in."""
+def copy_working_tree(root: Path) -> None:
+    """The checkout's tracked and unignored files (what a user clones), copied to `root`, with the offline
+    LPIPS/NIQE weights the stages are pointed at linked in."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
+    (root / ".torch").symlink_to(REPO / ".torch")
+
+
+def clone(root: Path) -> dict:
+    """The working tree committed in a fresh git repo; returns the environment to run its commands in."""
+    copy_working_tree(root)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "TORCH_HOME": str(REPO / ".torch")}
-    (root / ".torch").symlink_to(REPO / ".torch")  # the offline LPIPS/NIQE weights the stages are pointed at
     run(["git", "init", "-q"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "clone"], root, env)
     return env
+
+
+def task_states(flow_run_id) -> dict[str, str]:
+    """{task run name: state name} of a flow run, read from the Prefect server of the current settings."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name: run.state.name for run in runs}
+
+
+@dataclass
+class TinyBuild:
+    """The tiny pipeline (FEWER_STEPS), built by the Prefect flow with every stage in the flow's own process."""
+
+    root: Path  # the clone, committed before the build; its DVC remote is s3://{bucket}/dvc
+    env: dict
+    bucket: str
+    completed: bool
+    message: str
+    result: dict | None  # the flow's {stage: final state}, when it completed
+    tasks: dict[str, str]  # its task runs' states
+    seconds: float
+
+
+def build_tiny_pipeline(root: Path, bucket: str) -> TinyBuild:
+    """Clone, tiny params, an S3 DVC remote (AWS_* of the caller's environment), then the flow with `push=True`
+    against a throwaway Prefect server."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import sr_pipeline
+
+    env = clone(root)
+    write_tiny_params(root / "params.yaml", **FEWER_STEPS)
+    run(["dvc", "remote", "add", "-d", "store", f"s3://{bucket}/dvc"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "tiny params, S3 remote"], root, env)
+    with prefect_test_harness(server_startup_timeout=60):
+        start = time.monotonic()
+        state = sr_pipeline(repo=str(root), push=True, return_state=True)
+        seconds = time.monotonic() - start
+        tasks = task_states(state.state_details.flow_run_id)
+        result = state.result() if state.is_completed() else None
+    return TinyBuild(root, env, bucket, state.is_completed(), str(state.message), result, tasks, seconds)

@@ -98,25 +98,24 @@ def test_the_graph_equals_the_torch_upscale_at_the_same_noise(exported):
     torch.testing.assert_close(graph * 2 - 1, model.upscale(image * 2 - 1, eps), rtol=0, atol=2e-6)
 
 
-def test_fp16_export_stores_half_weights(exported, tmp_path):
-    _, model, _, _ = exported
-    proto = onnx.load(export_onnx(model, tmp_path / "half.onnx", fp16=True))
+def test_fp16_export_stores_half_weights_and_the_cli_writes_the_same_bytes(exported, tmp_path):
+    root, model, _, _ = exported
+    half = export_onnx(model, tmp_path / "half.onnx", fp16=True)
+    proto = onnx.load(half)
     weights = [t for t in proto.graph.initializer if np.prod(t.dims) > 64]  # not the shape and scalar constants
     assert weights and {t.data_type for t in weights} == {onnx.TensorProto.FLOAT16}
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
-
-
-def test_cli_exports_a_folder_and_refuses_a_multistep_model(exported, tmp_path):
-    root, _, _, _ = exported
-    env_cmd = [sys.executable, "-m", "sr.export"]
-    done = subprocess.run([*env_cmd, str(root / "student"), str(tmp_path / "cli.onnx")], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run([sys.executable, "-m", "sr.export", str(root / "student"), str(tmp_path / "cli.onnx"),
+                           "--fp16"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "cli.onnx").read_bytes() == (root / "model.onnx").read_bytes()  # deterministic bytes
+    assert (tmp_path / "cli.onnx").read_bytes() == half.read_bytes()  # deterministic bytes
+
+
+def test_cli_refuses_a_multistep_model(tmp_path):
     torch.manual_seed(0)
     ResShiftModel.build(TEACHER, 4, tmp_path).save_pretrained(tmp_path / "teacher")  # T steps
-    refused = subprocess.run([*env_cmd, str(tmp_path / "teacher"), str(tmp_path / "t.onnx")], cwd=REPO,
-                             capture_output=True, text=True, timeout=300, check=False)
+    refused = subprocess.run([sys.executable, "-m", "sr.export", str(tmp_path / "teacher"), str(tmp_path / "t.onnx")],
+                             cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert refused.returncode == 2
     assert refused.stderr.strip() == "error: export: the model takes 4 steps; only one-step models export as one graph"
 

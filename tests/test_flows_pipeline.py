@@ -1,13 +1,12 @@
-"""The Prefect flows on the REAL dvc.yaml (tiny params) in a temp git clone: every stage built by the flow, a no-op
-rerun, `dvc push` to a real S3 server (moto) and `dvc repro --pull` in a second clone, and a served retrain
-deployment triggered with `prefect deployment run` against a Prefect server started here."""
+"""The Prefect flows on the REAL dvc.yaml (tiny params) in a temp git clone: every stage built by the flow and pushed
+to a real S3 server (moto) (tests/conftest.py's `tiny_build`), a no-op rerun, `dvc repro --pull` in a second clone,
+and a served retrain deployment triggered with `prefect deployment run` against a Prefect server started here."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,22 +20,15 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import pytest
 import yaml
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.pipeline import sr_pipeline
 from sr.publish import latest_version
 from sr.storage import read_s3_bytes
 from tests.conftest import free_port
-from tests.pipeline_fixtures import REPO, write_tiny_params
+from tests.pipeline_fixtures import STAGES, task_states
 
 BIN = Path(sys.executable).parent
-# dvc.yaml order, topologically sorted: osediff only needs the shards but is listed last, so it runs after distill.
-STAGES = ["download", "degrade", "teacher", "trajectories", "distill@sinsr", "distill@tadsr", "distill@colearn",
-          "baseline", "osediff", "evaluate", "latency", "package"]
-# The tiny teacher samples in 4 steps instead of 15: the teacher-15 row dominates the evaluate stage on 2 cores.
-FEWER_STEPS = {"teacher": {"diffusion": {"steps": 4}}, "evaluate": {"max_val_samples": 2}}
 
 
 def run(cmd: list[str], cwd: Path, timeout: float = 300) -> str:
@@ -54,50 +46,24 @@ def harness():
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory, s3) -> Path:
-    """The working tree's tracked and unignored files, tiny params, an S3 DVC remote; committed in a fresh repo."""
-    root = tmp_path_factory.mktemp("pipeline") / "a"
-    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO).split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    (root / ".torch").symlink_to(REPO / ".torch")  # offline LPIPS weights, provisioned once per checkout
-    write_tiny_params(root / "params.yaml", **FEWER_STEPS)
-    run(["git", "init", "-q"], root)
-    run(["dvc", "remote", "add", "-d", "store", f"s3://{s3}/dvc"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "clone"], root)
-    return root
+def clone(tiny_build, s3) -> Path:
+    """The clone that the session's flow built (tests/conftest.py); `s3` points this module at its S3 server."""
+    return tiny_build.root
 
 
-@pytest.fixture(scope="module")
-def first_run(harness, clone):
-    start = time.monotonic()
-    state = sr_pipeline(repo=str(clone), push=True, return_state=True)
-    print(f"first run: {time.monotonic() - start:.1f} s")
-    return state
-
-
-def task_states(flow_run_id) -> dict[str, str]:
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {run.name: run.state.name for run in runs}
-
-
-def test_flow_builds_every_stage_of_the_real_pipeline(first_run, clone):
-    assert first_run.is_completed(), first_run.message
-    assert first_run.result() == {stage: "Completed" for stage in STAGES}
-    assert list(first_run.result()) == STAGES
-    stages = {stage: "Completed" for stage in STAGES} | {"dvc-push": "Completed"}
-    assert task_states(first_run.state_details.flow_run_id) == stages
+def test_flow_builds_every_stage_of_the_real_pipeline(tiny_build, clone):
+    assert tiny_build.completed, tiny_build.message
+    print(f"first run: {tiny_build.seconds:.1f} s")
+    assert tiny_build.result == {stage: "Completed" for stage in STAGES}
+    assert list(tiny_build.result) == STAGES
+    assert tiny_build.tasks == {stage: "Completed" for stage in STAGES} | {"dvc-push": "Completed"}
     assert set(yaml.safe_load((clone / "dvc.lock").read_text())["stages"]) == set(STAGES)
     report = json.loads((clone / "metrics/eval.json").read_text())
     assert {f"student-{s}" for s in ["sinsr", "tadsr", "colearn", "osediff"]} <= set(report)
     assert (clone / "dist/sr-onestep-0.1.0.tar.gz").is_file()
 
 
-def test_rerun_skips_every_stage_quickly(first_run, clone):
+def test_rerun_skips_every_stage_quickly(harness, clone):
     start = time.monotonic()
     rerun = sr_pipeline(repo=str(clone), return_state=True)
     elapsed = time.monotonic() - start
@@ -106,7 +72,7 @@ def test_rerun_skips_every_stage_quickly(first_run, clone):
     assert elapsed < 30, f"a no-op rerun took {elapsed:.1f} s"
 
 
-def test_fresh_clone_pulls_everything_and_runs_no_stage(first_run, clone, tmp_path, s3):
+def test_fresh_clone_pulls_everything_and_runs_no_stage(clone, tmp_path):
     run(["git", "add", "-A"], clone)  # dvc.lock, the metrics and the .gitignore files dvc wrote
     run(["git", "commit", "-qm", "built"], clone)
     second = tmp_path / "b"
@@ -140,7 +106,7 @@ def wait_for(what: str, probe, proc: subprocess.Popen, log: Path, timeout: float
     raise TimeoutError(f"{what}: not ready within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def test_served_retrain_deployment_runs_when_triggered(first_run, clone, tmp_path, s3):
+def test_served_retrain_deployment_runs_when_triggered(clone, tmp_path, s3):
     """`python -m flows.retrain` serves the deployment; `prefect deployment run` triggers it; the run completes and
     publishes the package (nothing was published before, and a forced download of the same photos changes nothing)."""
     api = f"http://127.0.0.1:{free_port()}/api"

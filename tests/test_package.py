@@ -73,10 +73,20 @@ def _workspace(root: Path) -> list[str]:
             "--lock", "dvc.lock", "--out", "dist"]
 
 
-def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
-    args = _workspace(tmp_path)
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A workspace and one run of the package stage in it (each run exports the ONNX graph: seconds)."""
+    root = tmp_path_factory.mktemp("package")
+    args = _workspace(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        assert stage.main(args) == 0
+    return root, args
+
+
+def test_two_package_runs_give_identical_archives(packaged, monkeypatch):
+    tmp_path, args = packaged
     monkeypatch.chdir(tmp_path)
-    assert stage.main(args) == 0
     tarball = tmp_path / "dist" / "sr-onestep-0.1.0.tar.gz"
     first = hashlib.sha256(tarball.read_bytes()).hexdigest()
     (tmp_path / "dist" / "sr-onestep-0.1.0" / "README.md").touch()  # a newer mtime must not matter
@@ -110,13 +120,10 @@ def test_two_package_runs_give_identical_archives(tmp_path, monkeypatch):
     assert tarball.read_bytes()[4:8] == b"\x00\x00\x00\x00"  # gzip header mtime
 
 
-def test_the_model_card_is_a_valid_modeldb_entry_naming_every_weight_file(tmp_path, monkeypatch):
+def test_the_model_card_is_a_valid_modeldb_entry_naming_every_weight_file(packaged):
     import jsonschema
 
-    args = _workspace(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    assert stage.main(args) == 0
-    folder = tmp_path / "dist" / "sr-onestep-0.1.0"
+    folder = packaged[0] / "dist" / "sr-onestep-0.1.0"
     card = json.loads((folder / "modeldb.json").read_text())
     jsonschema.validate(card, json.loads((REPO / "docs" / "modeldb.schema.json").read_text()))
     assert card["scale"] == 4 and card["architecture"] == "resshift-unet" and card["license"] is None

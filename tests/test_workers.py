@@ -1,15 +1,14 @@
 """Stages on Prefect work pools, all real and on loopback: a Prefect server, process workers on pools `cpu` and `gpu`
 (each in its own empty work folder), a moto S3 server as the DVC remote, and a bare git repository as the source the
 workers clone. The tiny params of the real dvc.yaml run with degrade on `cpu`, teacher, distill and osediff on `gpu`
-(two workers), and the rest in the flow's own process; an all-local `dvc repro` of the same commit runs beside it as
-the reference."""
+(two workers), and the rest in the flow's own process; the session's all-local build of the same files and params
+(tests/conftest.py's `tiny_build`) is the reference."""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -41,8 +40,8 @@ from prefect.workers.process import ProcessWorker
 from flows.pipeline import sr_pipeline, stage_graph
 from sr.storage import list_s3
 from tests.conftest import free_port
-from tests.pipeline_fixtures import REPO, write_tiny_params
-from tests.test_flows_pipeline import BIN, FEWER_STEPS, get_json, run, wait_for
+from tests.pipeline_fixtures import FEWER_STEPS, REPO, clone, write_tiny_params
+from tests.test_flows_pipeline import BIN, get_json, run, wait_for
 
 GPU = ["teacher", "distill@sinsr", "distill@tadsr", "distill@colearn", "baseline", "osediff"]
 CPU = ["degrade"]
@@ -131,8 +130,15 @@ class Worker:
             self.proc.wait(timeout=30)
 
     def stop(self) -> None:
+        self.terminate()
+        self.join()
+
+    def terminate(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
+
+    def join(self) -> None:
+        if self.proc and self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -151,20 +157,17 @@ def workers(server, root):
         yield started
     finally:
         for worker in started.values():
-            worker.stop()
+            worker.terminate()  # all at once: each takes seconds to wind down
+        for worker in started.values():
+            worker.join()
 
 
 @pytest.fixture(scope="module")
 def origin(root, s3) -> Path:
     """A bare repository holding one commit: the working tree's files, tiny params, the S3 DVC remote."""
     src = root / "src"
-    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO).split()
-    for name in files:
-        if (REPO / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, src / name)
+    clone(src)
     write_tiny_params(src / "params.yaml", **FEWER_STEPS)
-    run(["git", "init", "-q"], src)
     run(["dvc", "remote", "add", "-d", "store", f"s3://{s3}/dvc"], src)
     run(["git", "add", "-A"], src)
     run(["git", "commit", "-qm", "tiny"], src)
@@ -176,19 +179,6 @@ def checkout(origin: Path, dest: Path) -> Path:
     run(["git", "clone", "-q", str(origin), str(dest)], dest.parent)
     (dest / ".torch").symlink_to(REPO / ".torch")
     return dest
-
-
-@pytest.fixture(scope="module")
-def reference(root, origin):
-    """An all-local `dvc repro` of the same commit, in the background (it overlaps the distributed run)."""
-    repo = checkout(origin, root / "reference")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "OMP_NUM_THREADS": "1"}
-    log = root / "reference.log"
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    yield repo, proc, log
-    if proc.poll() is None:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +224,7 @@ def hashes(lock: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def distributed(workers, orchestrator, reference, root):
+def distributed(workers, orchestrator, root):
     start = time.monotonic()
     state = sr_pipeline(repo=str(orchestrator), placement=str(root / "placement.yaml"), return_state=True)
     print(f"distributed run: {time.monotonic() - start:.1f} s")
@@ -242,7 +232,7 @@ def distributed(workers, orchestrator, reference, root):
 
 
 @pytest.mark.timeout(1500)
-def test_pipeline_runs_each_stage_on_its_pool(distributed, orchestrator, workers, reference, stages):
+def test_pipeline_runs_each_stage_on_its_pool(distributed, orchestrator, workers, tiny_build, stages):
     assert distributed.is_completed(), distributed.message
     assert distributed.result() == {stage: "Completed" for stage in stages}
     runs = {r.parameters["stage"]: r for r in stage_runs()}
@@ -274,12 +264,11 @@ def test_pipeline_runs_each_stage_on_its_pool(distributed, orchestrator, workers
     assert overlaps >= 1, spans
     assert {where[s] for s in GPU if s.startswith("distill@")} == {"gpu-1", "gpu-2"}
 
-    # the same hashes as an all-local build of the same commit (latency is machine-dependent)
-    repo, proc, log = reference
-    assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
-    assert hashes(orchestrator / "dvc.lock") == hashes(repo / "dvc.lock")
+    # the same hashes as the all-local build of the same files and params (latency is machine-dependent)
+    assert tiny_build.completed, tiny_build.message
+    assert hashes(orchestrator / "dvc.lock") == hashes(tiny_build.root / "dvc.lock")
     assert json.loads((orchestrator / "metrics/teacher.json").read_text()) == json.loads(
-        (repo / "metrics/teacher.json").read_text())  # a cache: false output came back through the remote
+        (tiny_build.root / "metrics/teacher.json").read_text())  # a cache: false output came back through the remote
     # the merged entries agree with what this checkout holds: nothing to rebuild, nothing missing
     assert run(["dvc", "status"], orchestrator).strip().endswith("Data and pipelines are up to date.")
 
@@ -323,11 +312,14 @@ def wait_for_checkpoint(folder: Path, old: set[Path], thread: threading.Thread, 
     raise TimeoutError(f"no new teacher checkpoint in {folder}")
 
 
+STEPS = 60  # the kill lands after the first checkpoint (step 4), seconds before the last step
+
+
 def test_killed_worker_fails_the_stage_and_a_rerun_resumes(distributed, orchestrator, origin, workers, root, s3):
     workers["gpu-2"].stop()  # one GPU worker: the rerun lands where the checkpoint is
     gpu = workers["gpu-1"]
     params = yaml.safe_load((orchestrator / "params.yaml").read_text())
-    params["teacher"]["train"].update(steps=200, ckpt_every=4)
+    params["teacher"]["train"].update(steps=STEPS, ckpt_every=4)
     (orchestrator / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "commit", "-qam", "longer teacher"], orchestrator)
     run(["git", "push", "-q", "origin", "HEAD"], orchestrator)
@@ -362,4 +354,4 @@ def test_killed_worker_fails_the_stage_and_a_rerun_resumes(distributed, orchestr
     resumed = [line for line in logs if line.startswith("teacher: resumed from checkpoint at step")]
     assert resumed and int(resumed[0].split("step ")[1].split()[0]) >= step, logs[-20:]
     assert yaml.safe_load((orchestrator / "dvc.lock").read_text())["stages"]["teacher"]["params"]["params.yaml"][
-        "teacher"]["train"]["steps"] == 200
+        "teacher"]["train"]["steps"] == STEPS
