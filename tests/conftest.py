@@ -44,6 +44,7 @@ def pytest_xdist_make_scheduler(config, log):
             module = nodeid.split("::")[0]
             return "tiny_build" if Path(module).name in TINY_BUILD_READERS else module
 
+    config.option.loadscopereorder = False  # xdist would put the modules with the most tests first instead
     return ByModule(config, log)
 
 

@@ -85,9 +85,9 @@ def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.
     return proc
 
 
-def copy_working_tree(root: Path) -> None:
-    """The checkout's tracked and unignored files (what a user clones), copied to `root`, with the offline
-    LPIPS/NIQE weights the stages are pointed at linked in."""
+def clone(root: Path) -> dict:
+    """The working tree's tracked and unignored files, committed in a fresh git repo (what a user clones), with the
+    offline LPIPS/NIQE weights the stages are pointed at linked in; returns the environment to run its commands in."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
@@ -95,11 +95,6 @@ def copy_working_tree(root: Path) -> None:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     (root / ".torch").symlink_to(REPO / ".torch")
-
-
-def clone(root: Path) -> dict:
-    """The working tree committed in a fresh git repo; returns the environment to run its commands in."""
-    copy_working_tree(root)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "TORCH_HOME": str(REPO / ".torch")}

@@ -7,6 +7,7 @@ workers clone. The tiny params of the real dvc.yaml run with degrade on `cpu`, t
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ import psutil
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterKey,
@@ -296,6 +297,24 @@ def test_pool_without_worker_fails_within_the_wait(distributed, orchestrator, ro
     assert str(err.value) == "stage download: pool idle has no live worker (waited 3 s)"
     assert elapsed < 30, elapsed
     assert flow_runs("idle")[-1].state.name == "Cancelled"  # a worker started later must not build it
+
+
+def test_the_pool_concurrency_limit_runs_the_recipes_one_at_a_time(distributed, orchestrator, workers, root):
+    """Two free GPU workers, but the pool's limit is 1: the three recipes, rebuilt, never overlap."""
+    before = {r.id for r in flow_runs("gpu")}
+    with get_client(sync_client=True) as client:
+        client.update_work_pool("gpu", WorkPoolUpdate(concurrency_limit=1))
+        try:
+            state = sr_pipeline(stages=["distill"], force=True, repo=str(orchestrator),
+                                placement=str(root / "placement.yaml"), return_state=True)
+        finally:
+            client.update_work_pool("gpu", WorkPoolUpdate(concurrency_limit=None))
+    assert state.is_completed(), state.message
+    runs = [r for r in flow_runs("gpu") if r.id not in before]
+    assert sorted(r.parameters["stage"] for r in runs) == [f"distill@{r}" for r in ("colearn", "sinsr", "tadsr")]
+    spans = sorted((r.start_time, r.end_time) for r in runs)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
+    assert run(["dvc", "status"], orchestrator).strip().endswith("Data and pipelines are up to date.")
 
 
 def checkpoints(folder: Path) -> set[Path]:

@@ -1,33 +1,33 @@
-"""Training curves for `dvc plots`: one CSV per run, rewritten atomically, trimmed back on resume.
+"""Training curves for `dvc plots`: one CSV per run, rewritten atomically.
 
-The columns are those of the first row logged (after `step`), so a trainer only says what it logs."""
+The columns are those of the first row logged (after `step`), so a trainer only says what it logs. The rows so far
+travel in every checkpoint (`state()`): DVC removes a stage's outputs before it reruns it, so a resumed run cannot
+read them back from the CSV."""
 
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 from sr.storage import atomic_write_text
 
 
 class Curves:
-    def __init__(self, path: Path, resume_step: int = 0):
+    def __init__(self, path: Path, saved: dict[str, Any] | None = None):
+        """`saved`: `state()` as stored in the checkpoint that the run resumes from (its rows end at that step)."""
         self.path = path
-        self.columns: list[str] = []
-        self.rows: list[dict[str, float]] = []
-        if resume_step and path.exists():
-            # Rows past the checkpoint were logged by the killed run; the resumed run logs them again.
-            with path.open() as f:
-                reader = csv.DictReader(f)
-                self.columns = list(reader.fieldnames or [])
-                self.rows = [{k: float(v) for k, v in r.items()} for r in reader]
-            self.rows = [r for r in self.rows if r["step"] <= resume_step]
+        self.columns: list[str] = list(saved["columns"]) if saved else []
+        self.rows: list[dict[str, float]] = [dict(row) for row in saved["rows"]] if saved else []
 
     def log(self, step: int, **values: float) -> None:
         if not self.columns:
             self.columns = ["step", *values]
         self.rows.append({"step": step, **{k: float(v) for k, v in values.items()}})
+
+    def state(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "rows": [dict(row) for row in self.rows]}
 
     def flush(self) -> None:
         buffer = io.StringIO()

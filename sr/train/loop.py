@@ -104,7 +104,9 @@ class Run:
                                      f"({name}: {why}); remove that folder to train from the start") from None
             set_rng_state(state["rng"], *generators)
             print(f"{self.name}: resumed from checkpoint at step {self.start} ({self.ckpt_dir})", flush=True)
-        self.curves = Curves(self.curves_path, resume_step=self.start)
+        self.curves = Curves(self.curves_path, state.get("curves") if state is not None else None)
+        if self.is_main and self.curves.rows:
+            self.curves.flush()  # now: a run resumed at its last step trains no step that would write them
         return self.start
 
     def prepare(self, *objects: Any) -> Any:
@@ -164,7 +166,8 @@ class Run:
         if done % t.log_every == 0 or done == t.steps:
             self.curves.log(done, **stats, **extra)
         if self.is_main and (done % t.ckpt_every == 0 or done == t.steps):
-            self.curves.flush()  # first: rows past a checkpoint are trimmed on resume, missing rows would stay missing
+            self.curves.flush()
             state = {name: obj.state_dict() for name, obj in self.objects.items()}
-            save_checkpoint(self.ckpt_dir, done, {**state, "rng": rng_state(*self.generators)})
+            save_checkpoint(self.ckpt_dir, done, {**state, "rng": rng_state(*self.generators),
+                                                  "curves": self.curves.state()})
         return done

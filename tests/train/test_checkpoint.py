@@ -45,7 +45,7 @@ def test_fingerprint_depends_on_file_content(tmp_path):
     assert fingerprint("params", 0, f) != first and len(first) == 16
 
 
-def test_ema_update_and_curves_trim(tmp_path):
+def test_ema_update_and_curves_resume_from_the_checkpoints_rows(tmp_path):
     model = torch.nn.Linear(1, 1, bias=False)
     ema = ema_copy(model)
     with torch.no_grad():
@@ -54,10 +54,13 @@ def test_ema_update_and_curves_trim(tmp_path):
     ema_update(ema, model, rate=0.9)
     assert ema.weight.item() == torch.tensor(0.1).item()
     curves = Curves(tmp_path / "c.csv")
-    for step in (10, 20, 30):
+    for step in (10, 20):
         curves.log(step, loss=step / 10)
+    saved = curves.state()  # what the checkpoint at step 20 holds
+    curves.log(30, loss=3)
     curves.flush()
-    resumed = Curves(tmp_path / "c.csv", resume_step=20)
+    (tmp_path / "c.csv").unlink()  # dvc removes a stage's outputs before it reruns it
+    resumed = Curves(tmp_path / "c.csv", saved)
     resumed.log(30, loss=9)
     resumed.flush()
     assert (tmp_path / "c.csv").read_text() == "step,loss\n10,1\n20,2\n30,9\n"
@@ -79,3 +82,23 @@ def test_a_checkpoint_from_other_code_is_a_one_line_error(tmp_path):
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'ckpt'}: the checkpoint at step 4 does not fit this code (net: ")
     assert message.endswith("; remove that folder to train from the start") and "\n" not in message
+
+
+def test_a_run_resumed_at_its_last_step_writes_its_curves_again(tmp_path):
+    """`dvc repro --force` of a finished stage resumes its last checkpoint: no step is left to log a row, and dvc has
+    removed the curves file before the rerun, yet the stage must write it."""
+    from sr.train.loop import Run
+    from tests.pipeline_fixtures import default_params
+
+    t = default_params().teacher.train.model_copy(update={"steps": 2, "ckpt_every": 2, "log_every": 1})
+    net = torch.nn.Linear(2, 2)
+    first = Run("test", t, tmp_path / "ckpt", tmp_path / "curves.csv")
+    first.restore({"net": net}, torch.Generator().manual_seed(0))
+    for step in first.steps():
+        first.end_step(step, {"loss": step + 0.5})
+    assert (tmp_path / "curves.csv").read_text() == "step,loss\n1,0.5\n2,1.5\n"
+    (tmp_path / "curves.csv").unlink()
+    again = Run("test", t, tmp_path / "ckpt", tmp_path / "curves.csv")
+    assert again.restore({"net": net}, torch.Generator().manual_seed(0)) == 2
+    assert list(again.steps()) == []
+    assert (tmp_path / "curves.csv").read_text() == "step,loss\n1,0.5\n2,1.5\n"
