@@ -99,15 +99,19 @@ class Run:
                 try:
                     obj.load_state_dict(state[name])
                 except (KeyError, RuntimeError, ValueError) as exc:  # written by other code: say so, in one line
-                    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                    raise ValueError(f"{self.ckpt_dir}: the checkpoint at step {self.start} does not fit this code "
-                                     f"({name}: {why}); remove that folder to train from the start") from None
+                    raise self._misfit(name, (str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
+            if "curves" not in state:  # written before the curve rows travelled in checkpoints
+                raise self._misfit("curves", "missing")
+            self.curves = Curves(self.curves_path, state["curves"])
             set_rng_state(state["rng"], *generators)
             print(f"{self.name}: resumed from checkpoint at step {self.start} ({self.ckpt_dir})", flush=True)
-        self.curves = Curves(self.curves_path, state.get("curves") if state is not None else None)
         if self.is_main and self.curves.rows:
             self.curves.flush()  # now: a run resumed at its last step trains no step that would write them
         return self.start
+
+    def _misfit(self, name: str, why: str) -> ValueError:
+        return ValueError(f"{self.ckpt_dir}: the checkpoint at step {self.start} does not fit this code ({name}: "
+                          f"{why}); remove that folder to train from the start")
 
     def prepare(self, *objects: Any) -> Any:
         """Move to the device and wrap for DDP (accelerate); None stays None."""
