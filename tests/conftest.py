@@ -82,6 +82,12 @@ def s3_server():
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def _point_at(mp: pytest.MonkeyPatch, s3_server: str) -> None:
+    """boto3, and every `dvc` run from here (dvc-s3 honours AWS_ENDPOINT_URL), to the loopback server."""
+    for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
+        mp.setenv(key, value)
+
+
 def _new_bucket() -> str:
     from sr.storage import s3_client
 
@@ -93,8 +99,7 @@ def _new_bucket() -> str:
 @pytest.fixture
 def s3_env(s3_server, monkeypatch):
     """Point boto3 (and anything run from this process) at the loopback S3 server with throwaway credentials."""
-    for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
-        monkeypatch.setenv(key, value)
+    _point_at(monkeypatch, s3_server)
     return s3_server
 
 
@@ -106,11 +111,9 @@ def s3_bucket(s3_env):
 
 @pytest.fixture(scope="module")
 def s3(s3_server):
-    """The same environment and a fresh bucket for a whole module, whose fixtures (a DVC remote) outlive one test;
-    boto3 and every `dvc` run from here find the server through AWS_ENDPOINT_URL (dvc-s3 honours it)."""
+    """The same environment and a fresh bucket for a whole module, whose fixtures (a DVC remote) outlive one test."""
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
-            mp.setenv(key, value)
+        _point_at(mp, s3_server)
         yield _new_bucket()
 
 
@@ -122,8 +125,7 @@ def tiny_build(tmp_path_factory, s3_server):
     from tests.pipeline_fixtures import build_tiny_pipeline
 
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"AWS_ENDPOINT_URL": s3_server, **S3_CREDENTIALS}.items():
-            mp.setenv(key, value)
+        _point_at(mp, s3_server)
         return build_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "repo", _new_bucket())
 
 

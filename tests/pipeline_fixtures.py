@@ -85,6 +85,14 @@ def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.
     return proc
 
 
+def tool_env() -> dict:
+    """This process's environment (as it is now: S3 fixtures set AWS_*) for git, dvc and the stages: the venv's
+    python first on PATH, a git identity, the offline metric weights."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t", "TORCH_HOME": str(REPO / ".torch")}
+
+
 def clone(root: Path) -> dict:
     """The working tree's tracked and unignored files, committed in a fresh git repo (what a user clones), with the
     offline LPIPS/NIQE weights the stages are pointed at linked in; returns the environment to run its commands in."""
@@ -95,9 +103,7 @@ def clone(root: Path) -> dict:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     (root / ".torch").symlink_to(REPO / ".torch")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "TORCH_HOME": str(REPO / ".torch")}
+    env = tool_env()
     run(["git", "init", "-q"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "clone"], root, env)

@@ -49,27 +49,26 @@ def png(array: np.ndarray) -> bytes:
 SIZES = [(6, 8), (17, 23), (40, 52)]
 
 
-def _both(model, baked: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(ONNX Runtime, torch) outputs for a seeded image of `size`."""
+def _both(model, baked: Path, size: tuple[int, int]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """A seeded image of `size`, and (ONNX Runtime, torch) outputs for it."""
     image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
     with torch.no_grad():
         want = OnnxGraph(model)(image)
     got = ort.InferenceSession(str(baked), providers=["CPUExecutionProvider"]).run(None, {"image": image.numpy()})[0]
-    return got, want.numpy()
+    return image, got, want.numpy()
 
 
 def test_the_8_bit_images_agree_on_at_least_one_size(exported):
     # ≤1e-4 apart, a value can still round to the next 8-bit level; on small images it usually does not
     _, model, baked, _ = exported
-    same = [png(got) == png(want) for got, want in (_both(model, baked, size) for size in SIZES)]
+    same = [png(got) == png(want) for _, got, want in (_both(model, baked, size) for size in SIZES)]
     assert any(same), same
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_onnx_runtime_matches_torch(exported, size):
     _, model, baked, eps_graph = exported
-    got, want = _both(model, baked, size)
-    image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
+    image, got, want = _both(model, baked, size)
     assert got.shape == (1, 3, size[0] * 4, size[1] * 4)
     assert np.abs(got - want).max() <= 1e-4
     # the baked ε is the seeded canvas repeated over the latent: the same as passing it as the second input

@@ -26,15 +26,13 @@ from flows.pipeline import sr_pipeline
 from sr.publish import latest_version
 from sr.storage import read_s3_bytes
 from tests.conftest import free_port
-from tests.pipeline_fixtures import STAGES, task_states
+from tests.pipeline_fixtures import STAGES, task_states, tool_env
 
 BIN = Path(sys.executable).parent
 
 
 def run(cmd: list[str], cwd: Path, timeout: float = 300) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
