@@ -13,7 +13,9 @@ import os
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -46,8 +48,9 @@ from tests.test_flows_pipeline import BIN, get_json, run, wait_for
 
 GPU = ["teacher", "distill@sinsr", "distill@tadsr", "distill@colearn", "baseline", "osediff"]
 CPU = ["degrade"]
-# 30 s of silence: 15 missed heartbeats, so a worker starved by the loaded test machine is not taken for dead
-PLACEMENT = {"worker_wait_s": 120, "worker_silence_s": 30, "poll_s": 0.5,
+# The product's default silence (flows/placement.py): on CI's loaded 2-core machine the SQLite server once recorded no
+# heartbeat of a live worker for 30 s, and the run took it for dead. `distributed` prints the longest silence it saw.
+PLACEMENT = {"worker_wait_s": 120, "worker_silence_s": 90, "poll_s": 0.5,
              "stages": {"degrade": {"pool": "cpu"}, "teacher": {"pool": "gpu"}, "distill": {"pool": "gpu"},
                         "baseline": {"pool": "gpu"}, "osediff": {"pool": "gpu"}}}
 CACHED_OUTS = {"download": ["data/raw"], "degrade": ["data/shards"], "teacher": ["models/teacher"],
@@ -224,11 +227,41 @@ def hashes(lock: Path) -> dict[str, dict[str, str]]:
             entry.get("deps", [])} for name, entry in stages.items() if name != "latency"}
 
 
+class Silences(threading.Thread):
+    """The longest time, per worker, since the server last recorded its heartbeat, sampled every second."""
+
+    def __init__(self, pools: list[str]):
+        super().__init__(target=contextvars.copy_context().run, args=(self.sample,), daemon=True)
+        self.pools, self.longest, self.done = pools, {}, threading.Event()
+
+    def sample(self) -> None:
+        with get_client(sync_client=True) as client:
+            while not self.done.wait(1.0):
+                now = datetime.now(UTC)
+                for pool in self.pools:
+                    for w in client.read_workers_for_work_pool(pool):
+                        if w.last_heartbeat_time:
+                            age = (now - w.last_heartbeat_time).total_seconds()
+                            self.longest[w.name] = max(age, self.longest.get(w.name, 0.0))
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.join()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {age:.1f} s" for name, age in sorted(self.longest.items()))
+
+
 @pytest.fixture(scope="module")
 def distributed(workers, orchestrator, root):
     start = time.monotonic()
-    state = sr_pipeline(repo=str(orchestrator), placement=str(root / "placement.yaml"), return_state=True)
-    print(f"distributed run: {time.monotonic() - start:.1f} s")
+    with Silences(["cpu", "gpu"]) as silences:
+        state = sr_pipeline(repo=str(orchestrator), placement=str(root / "placement.yaml"), return_state=True)
+    print(f"distributed run: {time.monotonic() - start:.1f} s; longest heartbeat silence: {silences}")
     return state
 
 
@@ -355,7 +388,7 @@ def test_killed_worker_fails_the_stage_and_a_rerun_resumes(distributed, orchestr
     thread.start()
     checkpoint = wait_for_checkpoint(gpu.folder, old, thread)
     gpu.kill()
-    thread.join(timeout=120)
+    thread.join(timeout=180)  # found dead after worker_silence_s
     state = result["state"]
     assert state.is_failed()
     with pytest.raises(RuntimeError) as err:

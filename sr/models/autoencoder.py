@@ -68,27 +68,43 @@ class PixelUnshuffle(nn.Module):
 
 
 class PixelUnshuffleRefine(PixelUnshuffle):
-    """Pixel unshuffle with a learned decoder: decode(z) = x + refine(x), x = pixel_shuffle(z) (docs/methods.md §2.4).
+    """Pixel unshuffle with a learned decoder: decode(z) = x + refine([x, phase]), x = pixel_shuffle(z)
+    (docs/methods.md §2.4).
 
     A latent-space prediction's errors decode, through pixel shuffle alone, into factor×factor blocks: no output
     pixel sees the next cell. `refine` is a small full-resolution conv net whose 7-px receptive field spans the cell
     borders; its last layer starts at zero, so a fresh one decodes exactly like PixelUnshuffle. The encoder stays the
-    lossless space-to-depth, so a student with its own decoder still reads the teacher's latents."""
+    lossless space-to-depth, so a student with its own decoder still reads the teacher's latents.
 
-    def __init__(self, factor: int = 4, width: int = 16) -> None:
+    `phase` (2·factor channels: one-hot row and column of each pixel inside its cell) tells `refine` where the cell
+    borders are. A plain conv net is translation invariant, so it cannot tell a cell border from any other edge and
+    smooths both; with the phase it can treat the border alone (sinsr, held-out heavy set: LPIPS 0.600 vs 0.608 at the
+    same grid penalty). A folder written before the phase (3 input channels) loads and decodes as it was trained."""
+
+    def __init__(self, factor: int = 4, width: int = 16, phase: bool = True) -> None:
         super().__init__(factor)
+        self.phase = phase
         self.refine = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(3 + 2 * factor * phase, width, 3, padding=1), nn.SiLU(),
             nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
             nn.Conv2d(width, 3, 3, padding=1),
         )
         with torch.no_grad():
             self.refine[-1].weight.zero_()
             self.refine[-1].bias.zero_()
+        # The phase is pixel_shuffle of a constant latent (channel c·f² + i·f + j lands on offset (i, j) of output
+        # channel c): built from ops that every export path already handles, at any image size.
+        i, j = torch.arange(factor).repeat_interleave(factor), torch.arange(factor).repeat(factor)
+        rows, cols = (i == torch.arange(factor)[:, None]), (j == torch.arange(factor)[:, None])
+        self.register_buffer("cells", torch.cat([rows, cols]).flatten().float()[None, :, None, None], persistent=False)
+
+    def phase_map(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 2·factor, H, W): channels k and factor + k are 1 where a pixel's row, resp. column, in its cell is k."""
+        return F.pixel_shuffle(self.cells.to(z.dtype).expand(z.shape[0], -1, *z.shape[-2:]), self.factor)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         x = super().decode(z)
-        return x + self.refine(x)
+        return x + self.refine(torch.cat([x, self.phase_map(z)], dim=1) if self.phase else x)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """decode, so that a DDP wrapper (which calls forward) can train it."""
@@ -174,8 +190,9 @@ def load_autoencoder(kind: ModelAutoencoderKind, folder: Path, scale: int, vq: V
         case "pixel_unshuffle":
             ae: nn.Module = PixelUnshuffle(factor=scale)
         case "pixel_unshuffle_refine":
-            ae = PixelUnshuffleRefine(factor=scale)
-            ae.load_state_dict(load_file(str(folder / DECODER_FILE)))
+            weights = load_file(str(folder / DECODER_FILE))
+            ae = PixelUnshuffleRefine(factor=scale, phase=weights["refine.0.weight"].shape[1] != 3)
+            ae.load_state_dict(weights)
         case "vq_f4":
             ae = VQF4(**vq_config(vq or VQParams()))
             ae.load_state_dict(load_file(str(folder / VQ_FILE)))

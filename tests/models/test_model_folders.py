@@ -100,10 +100,21 @@ def test_folders_of_unknown_type_or_without_config_fail_in_one_line(tmp_path):
         load_model(tmp_path / "odd")
 
 
-def test_refine_decoder_starts_as_pixel_shuffle_and_its_folder_round_trips(tmp_path):
+def test_refine_decoder_sees_each_pixels_place_in_its_cell():
+    phase = PixelUnshuffleRefine(factor=4).phase_map(torch.zeros(2, 48, 3, 5))
+    assert phase.shape == (2, 8, 12, 20)
+    rows, cols = torch.meshgrid(torch.arange(12), torch.arange(20), indexing="ij")
+    for k in range(4):
+        assert torch.equal(phase[:, k], (rows % 4 == k).float().expand(2, -1, -1))
+        assert torch.equal(phase[:, 4 + k], (cols % 4 == k).float().expand(2, -1, -1))
+
+
+@pytest.mark.parametrize("phase", [True, False])  # False: a folder written before the decoder saw the phase
+def test_refine_decoder_starts_as_pixel_shuffle_and_its_folder_round_trips(tmp_path, phase):
     torch.manual_seed(0)
     z = torch.randn(2, 48, 5, 6)
-    refine = PixelUnshuffleRefine(factor=4)
+    refine = PixelUnshuffleRefine(factor=4, phase=phase)
+    assert refine.refine[0].in_channels == (11 if phase else 3)
     assert torch.equal(refine.decode(z), PixelUnshuffle(factor=4).decode(z))  # zero-initialised last layer
     torch.nn.init.normal_(refine.refine[-1].weight, std=0.1)  # as if trained
     model = ResShiftModel.build(_teacher_params(), 4, tmp_path, inference_steps=1, recipe="sinsr").eval()
@@ -113,7 +124,7 @@ def test_refine_decoder_starts_as_pixel_shuffle_and_its_folder_round_trips(tmp_p
     assert sorted(p.name for p in (tmp_path / "student").iterdir()) == [
         "config.json", "decoder.safetensors", "model.safetensors"]
     loaded = load_model(tmp_path / "student")
-    assert isinstance(loaded.autoencoder, PixelUnshuffleRefine)
+    assert isinstance(loaded.autoencoder, PixelUnshuffleRefine) and loaded.autoencoder.phase == phase
     assert torch.equal(loaded.autoencoder.decode(z), refine.decode(z))
     _same_outputs(model, loaded, lq_side=8)
 

@@ -71,9 +71,11 @@ def test_each_recipe_trains_three_steps_and_saves_a_one_step_model(data, tmp_pat
     assert any(changed)
     lines = (tmp_path / "curves.csv").read_text().splitlines()
     recipe_losses = ",".join(make_recipe(recipe, _params(recipe, 3), teacher).loss_names)
-    assert lines[0] == f"step,loss,{recipe_losses},img_l1,img_grad,lr" and len(lines) == 4  # distill.image's terms
+    # distill.image's terms
+    assert lines[0] == f"step,loss,{recipe_losses},img_l1,img_grad,img_grid,lr" and len(lines) == 4
     # distill.image.refine_decoder: the student ships its own decoder, trained away from its zero start
     assert student.config.autoencoder == "pixel_unshuffle_refine" and student.autoencoder.refine[-1].weight.abs().sum() > 0
+    assert student.autoencoder.phase  # it sees where the cell borders are
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["step-00000002.png", "step-00000003.png"]
 
 
