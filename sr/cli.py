@@ -13,10 +13,12 @@ import argparse
 import glob
 import sys
 from pathlib import Path
+from typing import get_args
 
 from tqdm import tqdm
 
 from sr import threads
+from sr.config import ColorFix
 from sr.data.images import IMAGE_FORMATS, ImageError, load_rgb8, save_image
 from sr.onnx_backend import OnnxUpscaler
 from sr.package import PackageError
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap", type=int, default=32, help="tile overlap in LQ pixels (default 32)")
     ap.add_argument("--batch", type=int, default=4, help="tiles per network call (torch backend)")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model folder's own)")
-    ap.add_argument("--color-fix", choices=["none", "adain", "wavelet"], default="none")
+    ap.add_argument("--color-fix", choices=list(get_args(ColorFix)), default="none",
+                    help="colour correction towards the bicubic-upsampled input (docs/methods.md §4.6)")
     ap.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
