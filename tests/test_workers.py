@@ -244,13 +244,13 @@ class Silences(threading.Thread):
                             age = (now - w.last_heartbeat_time).total_seconds()
                             self.longest[w.name] = max(age, self.longest.get(w.name, 0.0))
 
-    def __exit__(self, *exc) -> None:
-        self.done.set()
-        self.join()
-
     def __enter__(self) -> Self:
         self.start()
         return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.join()
 
     def __str__(self) -> str:
         return ", ".join(f"{name} {age:.1f} s" for name, age in sorted(self.longest.items()))

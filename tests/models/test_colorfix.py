@@ -6,7 +6,8 @@ from sr.models.colorfix import color_fix
 
 def _pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(2, 2, 3, 16, 16, generator=g) - 0.5) / 2
+    output, source = (torch.rand(2, 2, 3, 16, 16, generator=g) - 0.5) / 2
+    return output, source
 
 
 def test_wavelet_takes_the_low_band_from_the_input_and_detail_from_the_output():
