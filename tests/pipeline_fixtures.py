@@ -110,6 +110,17 @@ def clone(root: Path) -> dict:
     return env
 
 
+def tiny_clone(root: Path, bucket: str) -> dict:
+    """`clone`, then the tiny params (FEWER_STEPS) and an S3 DVC remote, committed: what the session's tiny build and
+    the workers' origin both start from, so their dvc.lock hashes compare."""
+    env = clone(root)
+    write_tiny_params(root / "params.yaml", **FEWER_STEPS)
+    run(["dvc", "remote", "add", "-d", "store", f"s3://{bucket}/dvc"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "tiny params, S3 remote"], root, env)
+    return env
+
+
 def task_states(flow_run_id) -> dict[str, str]:
     """{task run name: state name} of a flow run, read from the Prefect server of the current settings."""
     from prefect.client.orchestration import get_client
@@ -135,17 +146,13 @@ class TinyBuild:
 
 
 def build_tiny_pipeline(root: Path, bucket: str) -> TinyBuild:
-    """Clone, tiny params, an S3 DVC remote (AWS_* of the caller's environment), then the flow with `push=True`
+    """`tiny_clone` (its S3 remote found through AWS_* of the caller's environment), then the flow with `push=True`
     against a throwaway Prefect server."""
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.pipeline import sr_pipeline
 
-    env = clone(root)
-    write_tiny_params(root / "params.yaml", **FEWER_STEPS)
-    run(["dvc", "remote", "add", "-d", "store", f"s3://{bucket}/dvc"], root, env)
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "tiny params, S3 remote"], root, env)
+    env = tiny_clone(root, bucket)
     with prefect_test_harness(server_startup_timeout=60):
         start = time.monotonic()
         state = sr_pipeline(repo=str(root), push=True, return_state=True)

@@ -43,7 +43,7 @@ from prefect.workers.process import ProcessWorker
 from flows.pipeline import sr_pipeline, stage_graph
 from sr.storage import list_s3
 from tests.conftest import free_port
-from tests.pipeline_fixtures import FEWER_STEPS, REPO, clone, write_tiny_params
+from tests.pipeline_fixtures import REPO, tiny_clone
 from tests.test_flows_pipeline import BIN, get_json, run, wait_for
 
 GPU = ["teacher", "distill@sinsr", "distill@tadsr", "distill@colearn", "baseline", "osediff"]
@@ -168,13 +168,9 @@ def workers(server, root):
 
 @pytest.fixture(scope="module")
 def origin(root, s3) -> Path:
-    """A bare repository holding one commit: the working tree's files, tiny params, the S3 DVC remote."""
+    """A bare repository of the tiny clone: the working tree's files, tiny params, the S3 DVC remote."""
     src = root / "src"
-    clone(src)
-    write_tiny_params(src / "params.yaml", **FEWER_STEPS)
-    run(["dvc", "remote", "add", "-d", "store", f"s3://{s3}/dvc"], src)
-    run(["git", "add", "-A"], src)
-    run(["git", "commit", "-qm", "tiny"], src)
+    tiny_clone(src, s3)
     run(["git", "clone", "-q", "--bare", str(src), str(root / "origin.git")], root)
     return root / "origin.git"
 
